@@ -1,0 +1,57 @@
+"""The console commands this issue ships: the main job and the iSQRT benchmark."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_bench_isqrt_prints_a_table_and_the_ratio() -> None:
+    result = run("deepsquare.train.bench_isqrt", "--batch", "2", "--dim", "8", "--runs", "2", "--warmup", "0")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].split() == ["method", "median", "ms", "p90", "ms", "min", "ms"]
+    assert lines[2].startswith("isqrt (T=5)") and lines[3].startswith("eigh")
+    assert lines[-1].startswith("eigh / iSQRT median ratio: ") and lines[-1].endswith("x")
+
+
+def test_bench_isqrt_refuses_bad_sizes() -> None:
+    result = run("deepsquare.train.bench_isqrt", "--dim", "0")
+    assert result.returncode == 2
+    assert "must be >= 1" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_writes_its_report_and_passes_its_checks(tmp_path: Path) -> None:
+    result = run("deepsquare.export.demo", "--out", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    report_md = tmp_path / "demo" / "report.md"
+    assert result.stdout.strip().splitlines()[-1] == f"report: {report_md.resolve()}"
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert report["ok"] is True
+    assert all(t["strip_bit_exact"] and t["params_deploy"] == t["params_plain_backbone"] for t in report["dsop_round_trips"])
+    assert "| resnet50 | 25,557,032 |" in report_md.read_text()
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["report.json", "report.md"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; the check needs an unprivileged user")
+def test_demo_refuses_an_unwritable_out(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    result = run("deepsquare.export.demo", "--out", str(locked / "demo"))
+    assert result.returncode == 2
+    assert "cannot write to" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_refuses_an_out_that_is_a_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run("deepsquare.export.demo", "--out", str(blocker / "demo"))
+    assert result.returncode == 2
+    assert "cannot write to" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,155 @@
+"""The DeepSquare modules and their baselines, one small layer each (deepsquare.txt, sec. 4).
+
+Every layer here is plain tensor arithmetic, so that the deploy graph exports to ONNX,
+Core ML and TFLite without custom ops.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class EleSquare(nn.Module):
+    """``t -> t^2`` elementwise (eq. 14)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * x
+
+
+class GlobalAvgPool(nn.Module):
+    """GAP: ``(N, C, H, W) -> (N, C)``, the first-order baseline."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean(dim=(2, 3))
+
+
+class SquarePooling(nn.Module):
+    """Square-Pooling (eq. 20): ``G[n, k] = mean_ij F[n, k, i, j]^2``; no parameters."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x * x).mean(dim=(2, 3))
+
+
+class GeMPooling(nn.Module):
+    """Generalized-mean pooling with p = 2, i.e. ``sqrt(SP)``: the paper's comparison.
+
+    The clamp keeps the square root's gradient finite on an all-zero channel.
+    """
+
+    def __init__(self, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x * x).mean(dim=(2, 3)).clamp_min(self.eps).sqrt()
+
+
+class SquareSoftmin(nn.Module):
+    """Square-Softmin (eq. 24): ``y_k = -s_k * x_k^2`` with learnable ``s_k >= 0``.
+
+    ``s`` is stored unconstrained and used as ``|s|`` (the paper folds "the absolute values
+    of the scaling factors" into the FC). One shared scalar by default, as the paper trains.
+    """
+
+    def __init__(self, num_classes: int, per_class: bool = False, init: float = 1.0) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((num_classes if per_class else 1,), float(init)))
+
+    @property
+    def per_class(self) -> bool:
+        return self.scale.numel() > 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        return -self.scale.abs() * (x * x)
+
+
+class NegSquare(nn.Module):
+    """``y = -x^2``: what a Square-Softmin becomes once its scales are folded into the FC."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return -(x * x)
+
+
+class SquareExcitation(nn.Module):
+    """Square-Excitation (eq. 25): ``s_k = G_k / (G_k + alpha^2)`` with ``G = SP(F)``.
+
+    One learnable ``alpha`` shared by all channels, no exponentials. ``eps`` only guards
+    the 0/0 of an all-zero channel when ``alpha`` is 0; it is below float32 resolution
+    for any other input.
+    """
+
+    def __init__(self, alpha: float = 1.0, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.tensor([float(alpha)]))
+        self.eps = eps
+
+    def scale(self, x: Tensor) -> Tensor:
+        g = (x * x).mean(dim=(2, 3), keepdim=True)
+        return g / (g + self.alpha * self.alpha + self.eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale(x)
+
+
+class SqueezeExcitation(nn.Module):
+    """SE (Hu et al.) and its variants: GAP -> 1x1 convs with ReLU between -> sigmoid -> scale.
+
+    ``widths`` are the hidden widths: ``(C//r,)`` is the classic SE; the variants of
+    se-variants.txt only change this tuple (see :func:`se_hidden_widths`).
+    """
+
+    def __init__(self, channels: int, widths: tuple[int, ...]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = channels
+        for width in widths:
+            layers += [nn.Conv2d(c_in, width, 1), nn.ReLU(inplace=True)]
+            c_in = width
+        layers += [nn.Conv2d(c_in, channels, 1), nn.Sigmoid()]
+        self.fc = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.fc(x.mean(dim=(2, 3), keepdim=True))
+
+
+def se_hidden_widths(kind: str, channels: int, reduction: int = 16) -> tuple[int, ...]:
+    """Hidden widths of the SE family; a width never drops below 1 channel.
+
+    - ``se``: C -> C/r -> C
+    - ``se_slow_squeeze``: C -> 2C/r -> C/r -> C (the squeeze in two steps)
+    - ``se_slow_excite``: C -> C/r -> 2C/r -> C (the excitation in two steps)
+    - ``se_slow_both``: C -> 2C/r -> C/r -> 2C/r -> C
+    - ``se_bump``: C -> C/r -> C/r -> C (a C/r -> C/r layer in the middle)
+    """
+    squeezed = max(1, channels // reduction)
+    half = max(1, 2 * channels // reduction)
+    table = {
+        "se": (squeezed,),
+        "se_slow_squeeze": (half, squeezed),
+        "se_slow_excite": (squeezed, half),
+        "se_slow_both": (half, squeezed, half),
+        "se_bump": (squeezed, squeezed),
+    }
+    if kind not in table:
+        raise ValueError(f"unknown SE kind {kind!r}; valid: {', '.join(table)}")
+    return table[kind]
+
+
+def make_pool(name: str) -> nn.Module:
+    """The global pooling before the classifier, by variant name."""
+    return {"gap": GlobalAvgPool, "sp": SquarePooling, "gem": GeMPooling}[name]()
+
+
+def make_attention(name: str | None, channels: int, se_reduction: int = 16) -> nn.Module:
+    """The per-block channel attention on a main-branch output, by variant name."""
+    if name is None:
+        return nn.Identity()
+    if name == "sex":
+        return SquareExcitation()
+    return SqueezeExcitation(channels, se_hidden_widths(name, channels, se_reduction))
+
+
+def make_encoding(enabled: bool) -> nn.Module:
+    """Square-Encoding: an EleSquare before a block's last spatial conv, or nothing."""
+    return EleSquare() if enabled else nn.Identity()

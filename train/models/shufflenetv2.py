@@ -1,0 +1,122 @@
+"""ShuffleNetV2 (Ma et al.) with DeepSquare modules; torchvision's layout and key names."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..layers import EleSquare, make_attention
+from ..spec import ModelSpec
+from .base import SquareNet
+
+STAGE_REPEATS = (4, 8, 4)
+STAGE_OUT_CHANNELS: dict[str, tuple[int, int, int, int, int]] = {
+    "shufflenetv2_x0_5": (24, 48, 96, 192, 1024),
+    "shufflenetv2_x1_0": (24, 116, 232, 464, 1024),
+    "shufflenetv2_x1_5": (24, 176, 352, 704, 1024),
+    "shufflenetv2_x2_0": (24, 244, 488, 976, 2048),
+}
+
+
+def channel_shuffle(x: Tensor, groups: int) -> Tensor:
+    # unflatten/flatten keep the batch axis symbolic for dynamic-batch export.
+    return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
+
+
+def depthwise_conv(channels: int, stride: int) -> nn.Conv2d:
+    return nn.Conv2d(channels, channels, 3, stride=stride, padding=1, bias=False, groups=channels)
+
+
+class InvertedResidual(nn.Module):
+    """The ShuffleNetV2 unit. ``branch2`` is the main branch: SEn squares the input of its
+    3x3 depthwise conv (index 2 becomes ReLU then EleSquare, so no key moves), and the
+    attention acts on its output before the concatenation."""
+
+    def __init__(
+        self,
+        inp: int,
+        oup: int,
+        stride: int,
+        attention: str | None = None,
+        encoding: bool = False,
+        se_reduction: int = 16,
+    ) -> None:
+        super().__init__()
+        self.stride = stride
+        branch_features = oup // 2
+        if stride > 1:
+            self.branch1 = nn.Sequential(
+                depthwise_conv(inp, stride),
+                nn.BatchNorm2d(inp),
+                nn.Conv2d(inp, branch_features, 1, bias=False),
+                nn.BatchNorm2d(branch_features),
+                nn.ReLU(inplace=True),
+            )
+        else:
+            self.branch1 = nn.Sequential()
+        relu_before_dw: nn.Module = nn.ReLU(inplace=True)
+        if encoding:
+            relu_before_dw = nn.Sequential(nn.ReLU(inplace=True), EleSquare())
+        self.branch2 = nn.Sequential(
+            nn.Conv2d(inp if stride > 1 else branch_features, branch_features, 1, bias=False),
+            nn.BatchNorm2d(branch_features),
+            relu_before_dw,
+            depthwise_conv(branch_features, stride),
+            nn.BatchNorm2d(branch_features),
+            nn.Conv2d(branch_features, branch_features, 1, bias=False),
+            nn.BatchNorm2d(branch_features),
+            nn.ReLU(inplace=True),
+        )
+        self.attention = make_attention(attention, branch_features, se_reduction)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.attention(self.branch2(x2))), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.attention(self.branch2(x))), dim=1)
+        return channel_shuffle(out, 2)
+
+
+class ShuffleNetV2(SquareNet):
+    stage_names = ("stage2", "stage3", "stage4")
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        widths = STAGE_OUT_CHANNELS[spec.arch]
+        variant = spec.parsed_variant
+        self.unit_options = {
+            "attention": variant.attention,
+            "encoding": variant.square_encoding,
+            "se_reduction": spec.se_reduction,
+        }
+        stem_stride = 1 if spec.stem == "cifar" else 2
+        self.conv1 = nn.Sequential(
+            nn.Conv2d(3, widths[0], 3, stem_stride, 1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        )
+        self.maxpool: nn.Module = nn.Identity() if spec.stem == "cifar" else nn.MaxPool2d(3, 2, 1)
+        c_in = widths[0]
+        for name, repeats, c_out in zip(self.stage_names, STAGE_REPEATS, widths[1:4], strict=True):
+            units = [InvertedResidual(c_in, c_out, 2, **self.unit_options)]
+            units += [InvertedResidual(c_out, c_out, 1, **self.unit_options) for _ in range(repeats - 1)]
+            setattr(self, name, nn.Sequential(*units))
+            c_in = c_out
+        self.stage_channels = dict(zip(self.stage_names, widths[1:4], strict=True))
+        self.conv5 = nn.Sequential(
+            nn.Conv2d(c_in, widths[-1], 1, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[-1]),
+            nn.ReLU(inplace=True),
+        )
+        self.build_head(widths[-1])
+
+    def forward_stem(self, x: Tensor) -> Tensor:
+        return self.maxpool(self.conv1(x))
+
+    def forward_tail(self, x: Tensor) -> Tensor:
+        return self.conv5(x)
+
+    def make_branch_blocks(self, stage: str, count: int) -> nn.Module:
+        channels = self.stage_channels[stage]
+        return nn.Sequential(*(InvertedResidual(channels, channels, 1) for _ in range(count)))

@@ -1,0 +1,58 @@
+"""Parameter counts of every arch x variant, as a table (the README's, and the main job's).
+
+python -m deepsquare.train.zoo_table [--num-classes 1000] [--variants gap,sp,ss,sex,se]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from . import count_parameters
+from .models import ARCHS, build_model
+
+DEFAULT_VARIANTS = ("gap", "sp", "gem", "ss", "sex", "sen", "se", "se_slow_squeeze", "se_slow_excite",
+                    "se_slow_both", "se_bump")  # fmt: skip
+
+
+def parameter_rows(
+    archs: tuple[str, ...] = tuple(a for a in ARCHS if a != "vanilla_cnn"),
+    variants: tuple[str, ...] = DEFAULT_VARIANTS,
+    num_classes: int = 1000,
+) -> list[dict[str, int | str]]:
+    """One row per arch: ``gap``'s count, then each variant's count minus ``gap``'s."""
+    rows: list[dict[str, int | str]] = []
+    for arch in archs:
+        base = count_parameters(build_model(arch, "gap", num_classes))
+        row: dict[str, int | str] = {"arch": arch, "gap": base}
+        for variant in variants:
+            if variant != "gap":
+                row[variant] = count_parameters(build_model(arch, variant, num_classes)) - base
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: list[dict[str, int | str]]) -> str:
+    columns = list(rows[0])
+    head = ["arch", "gap (params)"] + [f"+{c}" for c in columns[2:]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [str(row["arch"])] + [f"{row[c]:,}" for c in columns[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--num-classes", type=int, default=1000)
+    parser.add_argument(
+        "--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated variant names"
+    )
+    args = parser.parse_args(argv)
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    print(markdown_table(parameter_rows(variants=variants, num_classes=args.num_classes)))
+
+
+if __name__ == "__main__":
+    main()
