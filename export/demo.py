@@ -66,9 +66,7 @@ def dsop_round_trip(variant: str, seed: int) -> dict[str, object]:
         "train_step_s": round(step_s, 4),
         "params_with_dsop": params_train,
         "params_deploy": count_parameters(model),
-        "params_plain_backbone": count_parameters(
-            build_model("shufflenetv2_x0_5", variant, 10, stem="cifar")
-        ),
+        "params_plain_backbone": count_parameters(build_model("shufflenetv2_x0_5", variant, 10, stem="cifar")),
         "strip_bit_exact": bool(torch.equal(before, after)),
     }
 
@@ -81,12 +79,8 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--out", type=Path, default=Path("runs/demo"), help="report folder (default runs/demo)"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="report folder (default runs/demo)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:

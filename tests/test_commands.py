@@ -36,8 +36,7 @@ def test_demo_writes_its_report_and_passes_its_checks(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert report["ok"] is True
     assert all(
-        t["strip_bit_exact"] and t["params_deploy"] == t["params_plain_backbone"]
-        for t in report["dsop_round_trips"]
+        t["strip_bit_exact"] and t["params_deploy"] == t["params_plain_backbone"] for t in report["dsop_round_trips"]
     )
     assert "| resnet50 | 25,557,032 |" in report_md.read_text()
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["report.json", "report.md"]

@@ -32,9 +32,7 @@ def test_stripped_model_is_the_backbone_bit_for_bit(arch: str, stages: tuple[str
     spec = ModelSpec(arch=arch, variant=variant, num_classes=5, stem="cifar", dsop=DSoPSpec(stages, dim=8))
     trained = build_from_spec(spec)
     # a few training steps so that BN statistics and weights move
-    optimizer = torch.optim.SGD(
-        trained.parameters(), lr=1e-3
-    )  # small: SP+SS logits are quartic in the features
+    optimizer = torch.optim.SGD(trained.parameters(), lr=1e-3)  # small: SP+SS logits are quartic in the features
     for _ in range(2):
         logits, branch_logits = trained(torch.randn(4, 3, 32, 32))
         target = torch.randint(0, 5, (4,))

@@ -21,9 +21,7 @@ def cases(archs):
             if arch == "vanilla_cnn" and any(n in BLOCK_VARIANTS for n in variant.split("+")):
                 continue  # refused by design, tested in test_model_config
             for with_dsop in (False, True):
-                yield pytest.param(
-                    arch, variant, with_dsop, id=f"{arch}-{variant}-{'dsop' if with_dsop else 'plain'}"
-                )
+                yield pytest.param(arch, variant, with_dsop, id=f"{arch}-{variant}-{'dsop' if with_dsop else 'plain'}")
 
 
 def run_step(arch: str, variant: str, with_dsop: bool, size: int, stem: str) -> None:

@@ -41,9 +41,7 @@ def test_bad_variants_are_clear_errors(text: str, message: str) -> None:
 
 
 def test_unknown_arch_lists_the_valid_ones() -> None:
-    with pytest.raises(
-        ModelConfigError, match=r"unknown arch 'resnet19'.*did you mean 'resnet18'.*shufflenetv2_x0_5"
-    ):
+    with pytest.raises(ModelConfigError, match=r"unknown arch 'resnet19'.*did you mean 'resnet18'.*shufflenetv2_x0_5"):
         build_model("resnet19")
 
 

@@ -85,9 +85,7 @@ def test_square_encoding_squares_exactly_the_last_spatial_convs_input(arch: str)
             pairs.append((block.branch2[1], block.branch2[3]))
         elif hasattr(block, "encode"):  # ResNet block: bn1 (then ReLU, then square) feeds conv2
             pairs.append((block.bn1, block.conv2))
-    assert pairs and all(
-        isinstance(conv, torch.nn.Conv2d) and conv.kernel_size == (3, 3) for _, conv in pairs
-    )
+    assert pairs and all(isinstance(conv, torch.nn.Conv2d) and conv.kernel_size == (3, 3) for _, conv in pairs)
     for bn, conv in pairs:
         bn.register_forward_hook(lambda m, i, o: seen.append(("bn", o.clone())))
         conv.register_forward_pre_hook(lambda m, i: seen.append(("conv", i[0].clone())))

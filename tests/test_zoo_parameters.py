@@ -55,9 +55,7 @@ def test_state_dict_keys_and_shapes_are_torchvision(arch: str, torchvision_keys:
     ours = {k: list(v.shape) for k, v in model.state_dict().items()}
     assert ours == recorded["state_dict"]
     # A torchvision-shaped state dict (random values) loads strictly and lands where it should.
-    foreign = {
-        k: torch.randn(shape) if shape else torch.tensor(7) for k, shape in recorded["state_dict"].items()
-    }
+    foreign = {k: torch.randn(shape) if shape else torch.tensor(7) for k, shape in recorded["state_dict"].items()}
     model.load_state_dict(foreign, strict=True)
     assert torch.equal(model.fc.weight, foreign["fc.weight"])
 

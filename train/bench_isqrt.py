@@ -49,9 +49,7 @@ def run(batch: int, dim: int, iterations: int, runs: int, warmup: int, seed: int
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=64, help="matrices per batch (default 64)")
     parser.add_argument("--dim", type=int, default=128, help="covariance size d (default 128)")
     parser.add_argument("--iterations", type=int, default=5, help="Newton-Schulz steps T (default 5)")

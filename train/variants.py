@@ -76,8 +76,7 @@ def parse_variant(text: str) -> Variant:
         if name in POOLINGS:
             if pool is not None:
                 raise VariantError(
-                    f"variant {text!r} has two poolings ({pool!r} and {name!r}); "
-                    f"choose one of {', '.join(POOLINGS)}"
+                    f"variant {text!r} has two poolings ({pool!r} and {name!r}); choose one of {', '.join(POOLINGS)}"
                 )
             pool = name
         elif name in ATTENTIONS:

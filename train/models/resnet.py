@@ -118,9 +118,7 @@ class ResNet(SquareNet):
         self.layer2 = self._make_layer(128, layers[1], stride=2)
         self.layer3 = self._make_layer(256, layers[2], stride=2)
         self.layer4 = self._make_layer(512, layers[3], stride=2)
-        self.stage_channels = {
-            f"layer{i + 1}": w * block.expansion for i, w in enumerate((64, 128, 256, 512))
-        }
+        self.stage_channels = {f"layer{i + 1}": w * block.expansion for i, w in enumerate((64, 128, 256, 512))}
         self.build_head(512 * block.expansion)
         self._init_weights()
 

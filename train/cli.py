@@ -1,0 +1,110 @@
+"""``deepsquare-train``: train a DeepSquare / DSoP classifier and write a checkpoint.
+
+Examples:
+  deepsquare-train --arch shufflenetv2_x0_5 --variant sp+ss+sex --epochs 5 --out runs/sq
+  deepsquare-train --variant sp+ss+sex --dsop stage3,stage4 --dsop-dim 64 --out runs/dsop
+  deepsquare-train --data imagefolder:~/flowers --input-size 128 --arch resnet18 --out runs/f
+  torchrun --nproc-per-node=2 -m deepsquare.train --epochs 5 --out runs/ddp
+  deepsquare-train --out runs/sq --resume --epochs 10      # continue, or extend a run
+
+Writes OUT/model.ckpt (final), OUT/last.ckpt, OUT/best.ckpt and OUT/metrics.csv, and
+prints the checkpoint path as its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from .checkpoint import CheckpointError
+from .data import DATA_KINDS, DataError
+from .models import ARCHS
+from .trainer import TrainConfig, TrainingError, train
+from .variants import VALID_NAMES
+
+EXPECTED_ERRORS = (CheckpointError, DataError, TrainingError, ValueError)
+
+
+def parse_floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="deepsquare-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--arch", default=d.arch, help=f"one of {', '.join(ARCHS)} (default {d.arch})")
+    p.add_argument(
+        "--variant",
+        default=d.variant,
+        help=f"'+'-joined names from: {', '.join(VALID_NAMES)} (default {d.variant})",
+    )
+    p.add_argument("--data", default=d.data, help=f"{' | '.join(DATA_KINDS)} (default {d.data}; nothing is downloaded)")
+    p.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"per process (default {d.batch_size})")
+    p.add_argument("--input-size", type=int, default=d.input_size, help=f"square input side (default {d.input_size})")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 0.4 x batch/1024, the paper's)")
+    p.add_argument("--warmup-epochs", type=float, help="linear warm-up length (default 5, or a tenth of a short run)")
+    p.add_argument("--weight-decay", type=float, help="default 1e-4 (ResNet, vanilla CNN), 4e-5 (ShuffleNetV2)")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--clip-grad", type=float, default=d.clip_grad, help="grad-norm clip, 0 disables (default 5)")
+    p.add_argument("--dropout", type=float, help="before the FC (default 0.2 for DeepSquare variants, else 0)")
+    p.add_argument("--stem", choices=["imagenet", "cifar"], help="default cifar up to 64 px input, imagenet above")
+    p.add_argument("--ss-per-class", action="store_true", help="one Square-Softmin scale per class")
+    p.add_argument("--dsop", default="", help="comma-separated stages that get a DSoP branch, e.g. stage3,stage4")
+    p.add_argument("--dsop-blocks", type=int, default=d.dsop_blocks, help="blocks per branch (default 1)")
+    p.add_argument("--dsop-dim", type=int, default=d.dsop_dim, help="reduced channels d (default 64)")
+    p.add_argument("--dsop-iterations", type=int, default=d.dsop_iterations, help="iSQRT steps (default 5)")
+    p.add_argument("--dsop-weights", type=parse_floats, default=(), help="betas per branch (default 0.1/0.2/0.3)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt (its recipe; --epochs may grow)")
+    p.add_argument("--quiet", action="store_true", help="one log line per epoch instead of a progress bar")
+    p.add_argument("--debug", action="store_true", help="show the traceback on errors")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = TrainConfig(
+        arch=args.arch,
+        variant=args.variant,
+        data=args.data,
+        out=args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        input_size=args.input_size,
+        lr=args.lr,
+        warmup_epochs=args.warmup_epochs,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        clip_grad=args.clip_grad,
+        dropout=args.dropout,
+        stem=args.stem,
+        ss_per_class=args.ss_per_class,
+        dsop_stages=tuple(s.strip() for s in args.dsop.split(",") if s.strip()),
+        dsop_blocks=args.dsop_blocks,
+        dsop_dim=args.dsop_dim,
+        dsop_iterations=args.dsop_iterations,
+        dsop_weights=args.dsop_weights,
+        seed=args.seed,
+        device=args.device,
+    )
+    try:
+        path = train(config, quiet=args.quiet, resume=args.resume)
+    except EXPECTED_ERRORS as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"deepsquare-train: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("deepsquare-train: interrupted; resume with --resume", file=sys.stderr)
+        return 130
+    print(path)
+    return 0

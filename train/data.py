@@ -1,0 +1,249 @@
+"""Data sources for ``--data``: synthetic (default), digits, cifar10/100 batches, image folders.
+
+Every source yields uint8-range float images ``(N, 3, S, S)`` in [0, 1] with integer
+labels and class names; normalization statistics travel with the checkpoint. Nothing is
+ever downloaded.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+CIFAR_MEAN_STD = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+
+class DataError(ValueError):
+    """A data source that cannot be read; the message names the path and what is wrong."""
+
+
+@dataclass
+class ImageSet:
+    """Images in [0, 1], ``(N, 3, S, S)``, and their labels."""
+
+    images: Tensor
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return self.labels.numel()
+
+
+@dataclass
+class DataBundle:
+    name: str
+    train: ImageSet
+    val: ImageSet
+    classes: list[str]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def input_size(self) -> int:
+        return self.train.images.shape[-1]
+
+
+def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    mean = images.mean(dim=(0, 2, 3))
+    std = images.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
+
+
+def resize(images: Tensor, size: int) -> Tensor:
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+# --- synthetic ----------------------------------------------------------------------------
+SYNTHETIC_CLASSES = [f"grating_{deg}deg" for deg in range(0, 180, 18)]
+
+
+def make_synthetic(n: int, size: int, seed: int) -> ImageSet:
+    """Ten classes of oriented sine gratings (0, 18, ..., 162 degrees) with random frequency,
+    phase, colour, contrast and a random occluding blob, plus pixel noise: a small CNN must
+    learn orientation, not a colour shortcut."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 10
+    labels = labels[torch.randperm(n, generator=g)]
+    theta = labels.float() * math.pi / 10 + (torch.rand(n, generator=g) - 0.5) * 0.15
+    freq = 2 + torch.rand(n, generator=g) * 3  # cycles per image
+    phase = torch.rand(n, generator=g) * 2 * math.pi
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    proj = xs[None] * torch.cos(theta)[:, None, None] + ys[None] * torch.sin(theta)[:, None, None]
+    wave = torch.sin(2 * math.pi * freq[:, None, None] * proj + phase[:, None, None])
+    contrast = 0.2 + 0.3 * torch.rand(n, 1, 1, 1, generator=g)
+    colour = 0.3 + 0.7 * torch.rand(n, 3, 1, 1, generator=g)
+    images = 0.5 + contrast * wave[:, None] * colour
+    cy, cx = torch.rand(n, generator=g), torch.rand(n, generator=g)
+    blob = ((ys[None] - cy[:, None, None]) ** 2 + (xs[None] - cx[:, None, None]) ** 2) < 0.03
+    images = torch.where(blob[:, None], torch.rand(n, 3, 1, 1, generator=g), images)
+    images = images + 0.08 * torch.randn(images.shape, generator=g)
+    return ImageSet(images.clamp(0, 1), labels)
+
+
+def load_synthetic(size: int, seed: int, train_size: int = 2000, val_size: int = 500) -> DataBundle:
+    train = make_synthetic(train_size, size, seed)
+    val = make_synthetic(val_size, size, seed + 1_000_003)
+    mean, std = channel_stats(train.images)
+    return DataBundle("synthetic", train, val, SYNTHETIC_CLASSES, mean, std)
+
+
+# --- digits -------------------------------------------------------------------------------
+def load_digits_set(size: int, seed: int) -> DataBundle:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:
+        raise DataError("--data digits needs scikit-learn: pip install 'deepsquare[data]'") from exc
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32) / 16.0  # 8x8, values 0..16
+    images = resize(images[:, None].expand(-1, 3, -1, -1).contiguous(), size)
+    labels = torch.tensor(digits.target, dtype=torch.long)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    split = int(0.8 * len(order))
+    train = ImageSet(images[order[:split]], labels[order[:split]])
+    val = ImageSet(images[order[split:]], labels[order[split:]])
+    mean, std = channel_stats(train.images)
+    return DataBundle("digits", train, val, [str(d) for d in range(10)], mean, std)
+
+
+# --- CIFAR python batches -----------------------------------------------------------------
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """CIFAR batches are pickles: allow only what they hold (numpy arrays), never code."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+        }
+    )
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data batch")
+
+
+def _read_cifar_batch(path: Path) -> dict:
+    if not path.is_file():
+        raise DataError(f"CIFAR batch {path} is missing")
+    try:
+        with path.open("rb") as f:
+            return _ArrayOnlyUnpickler(f, encoding="bytes").load()
+    except Exception as exc:
+        raise DataError(f"CIFAR batch {path} is not a readable python batch: {exc}") from exc
+
+
+def load_cifar(kind: str, root: Path, size: int) -> DataBundle:
+    if not root.is_dir():
+        raise DataError(f"{kind} folder {root} does not exist")
+    if kind == "cifar10":
+        train_files = [root / f"data_batch_{i}" for i in range(1, 6)]
+        val_files, meta, label_key, names_key = (
+            [root / "test_batch"],
+            root / "batches.meta",
+            b"labels",
+            b"label_names",
+        )
+    else:
+        train_files, val_files = [root / "train"], [root / "test"]
+        meta, label_key, names_key = root / "meta", b"fine_labels", b"fine_label_names"
+
+    def read(files: list[Path]) -> ImageSet:
+        batches = [_read_cifar_batch(p) for p in files]
+        try:
+            data = torch.cat([torch.as_tensor(b[b"data"]) for b in batches])
+            labels = torch.cat([torch.as_tensor(b[label_key]) for b in batches]).long()
+        except KeyError as exc:
+            raise DataError(f"{kind} batches in {root} lack the key {exc}") from exc
+        images = data.view(-1, 3, 32, 32).float() / 255.0
+        return ImageSet(resize(images, size), labels)
+
+    names = [n.decode() for n in _read_cifar_batch(meta)[names_key]]
+    mean, std = CIFAR_MEAN_STD[kind]
+    return DataBundle(kind, read(train_files), read(val_files), names, mean, std)
+
+
+# --- image folders ------------------------------------------------------------------------
+def _read_image_folder(split_dir: Path, size: int, classes: list[str] | None) -> tuple[ImageSet, list[str]]:
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as exc:
+        raise DataError("--data imagefolder needs Pillow: pip install 'deepsquare[data]'") from exc
+    if not split_dir.is_dir():
+        raise DataError(f"image folder {split_dir} does not exist (expected train/ and val/ with class subfolders)")
+    found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    if not found:
+        raise DataError(f"image folder {split_dir} has no class subfolders")
+    if classes is not None and found != classes:
+        raise DataError(f"{split_dir} has classes {found}, but train/ has {classes}")
+    images, labels = [], []
+    for label, name in enumerate(found):
+        files = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(f"class folder {split_dir / name} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        for file in files:
+            try:
+                with Image.open(file) as img:
+                    rgb = img.convert("RGB").resize((size, size), Image.BILINEAR)
+            except (UnidentifiedImageError, OSError) as exc:
+                raise DataError(f"cannot read image {file}: {exc}") from exc
+            images.append(torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).view(size, size, 3))
+            labels.append(label)
+    stacked = torch.stack(images).permute(0, 3, 1, 2).float() / 255.0
+    return ImageSet(stacked, torch.tensor(labels)), found
+
+
+def load_image_folder(root: Path, size: int) -> DataBundle:
+    train, classes = _read_image_folder(root / "train", size, None)
+    val, _ = _read_image_folder(root / "val", size, classes)
+    mean, std = channel_stats(train.images)
+    return DataBundle(f"imagefolder:{root}", train, val, classes, mean, std)
+
+
+DATA_KINDS = ("synthetic[:N]", "digits", "cifar10:PATH", "cifar100:PATH", "imagefolder:PATH")
+
+
+def load_data(spec: str, size: int, seed: int = 0) -> DataBundle:
+    """``spec`` is one of :data:`DATA_KINDS`."""
+    kind, _, path = spec.partition(":")
+    if kind == "synthetic":
+        if not path:
+            return load_synthetic(size, seed)
+        if not path.isdigit() or int(path) < 10:
+            raise DataError(f"--data synthetic:N needs an image count N >= 10, got {path!r}")
+        # N training images, a quarter as many for validation
+        return load_synthetic(size, seed, train_size=int(path), val_size=max(10, int(path) // 4))
+    if kind == "digits" and not path:
+        return load_digits_set(size, seed)
+    if kind in ("cifar10", "cifar100") and path:
+        return load_cifar(kind, Path(path).expanduser(), size)
+    if kind == "imagefolder" and path:
+        return load_image_folder(Path(path).expanduser(), size)
+    raise DataError(f"unknown --data {spec!r}; valid: {', '.join(DATA_KINDS)}")
+
+
+def augment(images: Tensor, generator: torch.Generator) -> Tensor:
+    """Random crop after 1/8 reflect padding (the CIFAR recipe) and horizontal flip."""
+    n, _, h, w = images.shape
+    pad = max(1, h // 8)
+    padded = F.pad(images, (pad, pad, pad, pad), mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h)[None])[:, None, :, None].expand(n, 3, h, w + 2 * pad)
+    cropped = padded.gather(2, rows)
+    cols = (dx[:, None] + torch.arange(w)[None])[:, None, None, :].expand(n, 3, h, w)
+    cropped = cropped.gather(3, cols)
+    flip = torch.rand(n, generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], cropped.flip(-1), cropped)

@@ -1,0 +1,425 @@
+"""The training loop behind ``deepsquare-train`` (the paper's recipe by default).
+
+SGD with Nesterov momentum 0.9, linear warm-up then cosine decay, weight decay per arch,
+dropout 0.2 before the FC for DeepSquare variants, DSoP loss ``alpha*L + sum beta_i*L_i``.
+Deterministic on CPU: the data order, augmentation and dropout of epoch ``e`` are seeded
+from ``(seed, e)``, so an interrupted run resumed from its last checkpoint ends with the
+same weights as an uninterrupted one. Under ``torchrun`` it trains with DDP (gloo on CPU,
+nccl on GPU), each rank on its shard, and only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
+from .data import DataBundle, augment, load_data
+from .models import build_from_spec
+from .spec import DSoPSpec, ModelSpec
+from .variants import parse_variant
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says why and what was kept."""
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "shufflenetv2_x0_5"
+    variant: str = "gap"
+    data: str = "synthetic"
+    out: str = "runs/train"
+    epochs: int = 5
+    batch_size: int = 64
+    input_size: int = 32
+    lr: float | None = None  # None: 0.4 per 1024 images, the paper's rule
+    warmup_epochs: float | None = None  # None: 5 (the paper) or a tenth of a short run
+    weight_decay: float | None = None  # None: 1e-4 ResNet / vanilla, 4e-5 ShuffleNetV2
+    momentum: float = 0.9
+    label_smoothing: float = 0.0
+    clip_grad: float = 5.0  # global grad-norm clip; 0 disables (not in the paper, see README)
+    dropout: float | None = None  # None: 0.2 for DeepSquare variants, 0 otherwise
+    stem: str | None = None  # None: "cifar" up to 64 px, "imagenet" above
+    ss_per_class: bool = False
+    dsop_stages: tuple[str, ...] = ()
+    dsop_blocks: int = 1
+    dsop_dim: int = 64
+    dsop_iterations: int = 5
+    dsop_weights: tuple[float, ...] = ()
+    seed: int = 0
+    device: str = "auto"
+
+    def resolved(self) -> TrainConfig:
+        """A copy with every ``None`` default filled in from the paper's recipe."""
+        c = TrainConfig(**asdict(self))
+        c.dsop_stages, c.dsop_weights = tuple(c.dsop_stages), tuple(c.dsop_weights)
+        if c.lr is None:
+            c.lr = 0.4 * c.batch_size / 1024
+        if c.warmup_epochs is None:
+            c.warmup_epochs = 5.0 if c.epochs >= 50 else c.epochs / 10
+        if c.weight_decay is None:
+            c.weight_decay = 4e-5 if c.arch.startswith("shufflenet") else 1e-4
+        if c.dropout is None:
+            v = parse_variant(c.variant)
+            deepsquare = v.pool == "sp" or v.square_softmin or v.attention == "sex" or v.square_encoding
+            c.dropout = 0.2 if deepsquare else 0.0
+        if c.stem is None:
+            c.stem = "cifar" if c.input_size <= 64 else "imagenet"
+        return c
+
+    def validate(self) -> None:
+        problems = [
+            f"{name} must be >= {low}, got {getattr(self, name)}"
+            for name, low in (("epochs", 1), ("batch_size", 1), ("input_size", 8))
+            if getattr(self, name) < low
+        ]
+        if self.lr is not None and not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def model_spec(self, num_classes: int) -> ModelSpec:
+        dsop = None
+        if self.dsop_stages:
+            dsop = DSoPSpec(
+                self.dsop_stages,
+                self.dsop_blocks,
+                self.dsop_dim,
+                self.dsop_iterations,
+                0.5,
+                self.dsop_weights,
+            )
+        return ModelSpec(
+            arch=self.arch,
+            variant=parse_variant(self.variant).name,
+            num_classes=num_classes,
+            stem=self.stem or "imagenet",
+            dropout=self.dropout or 0.0,
+            ss_per_class=self.ss_per_class,
+            dsop=dsop,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str) -> Dist:
+    want_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda asked, but torch sees no CUDA device")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist(device=torch.device("cuda" if want_cuda else "cpu"))
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if want_cuda:
+        torch.cuda.set_device(local)
+    dist.init_process_group("nccl" if want_cuda else "gloo")
+    return Dist(rank, world, torch.device(f"cuda:{local}" if want_cuda else "cpu"))
+
+
+def lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    """Linear warm-up from base/warmup to base, then cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * base * (1 + math.cos(math.pi * progress))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    # No decay on BN, biases and the square modules' scalars (decay would pull the
+    # Square-Softmin scale and the Square-Excitation alpha towards 0).
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def versions() -> dict[str, str]:
+    # str(): torch.__version__ is a TorchVersion object, which weights-only loading refuses.
+    out = {
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "platform": platform.platform(),
+    }
+    try:
+        out["deepsquare"] = metadata.version("deepsquare")
+    except metadata.PackageNotFoundError:
+        out["deepsquare"] = "unknown"
+    return out
+
+
+def check_out_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise TrainingError(f"cannot write to --out {out}: {exc.strerror or exc}") from exc
+
+
+def normalize(images: Tensor, data: DataBundle) -> Tensor:
+    mean = torch.tensor(data.mean, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(data.std, device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: DataBundle, ctx: Dist, batch_size: int) -> dict[str, float]:
+    """Main-head loss, top-1 and top-5 on the validation set (each rank a shard, then summed)."""
+    model.eval()
+    idx = torch.arange(len(data.val))[ctx.rank :: ctx.world]
+    totals = torch.zeros(4, dtype=torch.float64)  # loss sum, top1, top5, count
+    k = min(5, len(data.classes))
+    for start in range(0, len(idx), batch_size):
+        b = idx[start : start + batch_size]
+        x = normalize(data.val.images[b].to(ctx.device), data)
+        y = data.val.labels[b].to(ctx.device)
+        logits = model(x)
+        topk = logits.topk(k, dim=1).indices
+        totals += torch.tensor(
+            [
+                F.cross_entropy(logits, y, reduction="sum").item(),
+                (topk[:, 0] == y).sum().item(),
+                (topk == y[:, None]).any(dim=1).sum().item(),
+                len(b),
+            ],
+            dtype=torch.float64,
+        )
+    if ctx.world > 1:
+        dist.all_reduce(totals)
+    loss, top1, top5, n = totals.tolist()
+    return {
+        "val_loss": loss / max(n, 1),
+        "val_top1": 100 * top1 / max(n, 1),
+        "val_top5": 100 * top5 / max(n, 1),
+    }
+
+
+def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False) -> Path:
+    """Train and return the path of ``OUT/model.ckpt``. Raises TrainingError and friends."""
+    config.validate()
+    out = Path(config.out)
+    ctx = setup_distributed(config.device)
+    say = (lambda msg: print(msg, flush=True)) if ctx.main else (lambda msg: None)
+    try:
+        if ctx.main:
+            check_out_dir(out)
+        last_path, best_path = out / "last.ckpt", out / "best.ckpt"
+        state: dict[str, Any] | None = None
+        if resume:
+            if not last_path.exists():
+                raise TrainingError(f"--resume: no {last_path} to resume from")
+            state = load_checkpoint(last_path)
+            saved = TrainConfig.from_dict(state["train_config"])
+            # A resumed run keeps its recipe; only the length may be extended.
+            saved.epochs, saved.out, saved.device = config.epochs, config.out, config.device
+            config = saved
+        cfg = config.resolved()
+        data = load_data(cfg.data, cfg.input_size, cfg.seed)
+        if len(data.train) < cfg.batch_size * ctx.world:
+            raise TrainingError(
+                f"{cfg.data} has {len(data.train)} training images, fewer than one batch "
+                f"({cfg.batch_size} x {ctx.world} processes); lower --batch-size"
+            )
+        torch.manual_seed(cfg.seed)
+        spec = cfg.model_spec(len(data.classes))
+        model = build_from_spec(spec) if state is None else model_from_checkpoint(state)
+        model.to(ctx.device)
+        optimizer = torch.optim.SGD(
+            param_groups(model, cfg.weight_decay or 0.0),
+            lr=cfg.lr or 0.0,
+            momentum=cfg.momentum,
+            nesterov=True,
+        )
+        metrics: list[dict[str, Any]] = []
+        start_epoch, best_top1 = 0, -1.0
+        if state is not None:
+            optimizer.load_state_dict(state["optimizer"])
+            metrics, start_epoch, best_top1 = list(state["metrics"]), state["epoch"], state["best_top1"]
+            if start_epoch >= cfg.epochs:
+                raise TrainingError(f"{last_path} already finished epoch {start_epoch}; pass --epochs > {start_epoch}")
+            say(f"resuming from {last_path} after epoch {start_epoch}")
+        net: nn.Module = model
+        if ctx.world > 1:
+            net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[ctx.device.index] if ctx.device.index is not None else None
+            )
+        dsop = spec.dsop
+        steps = len(data.train) // (cfg.batch_size * ctx.world)
+        total, warmup = cfg.epochs * steps, round((cfg.warmup_epochs or 0) * steps)
+        say(
+            f"training {spec.arch} {spec.variant}{' + DSoP ' + ','.join(dsop.stages) if dsop else ''} on "
+            f"{data.name} ({len(data.train)} train / {len(data.val)} val, {len(data.classes)} classes, "
+            f"{cfg.input_size}px), {cfg.epochs} epochs x {steps} steps, {ctx.world} process(es) on {ctx.device}"
+        )
+        for epoch in range(start_epoch, cfg.epochs):
+            epoch_seed = cfg.seed * 1_000_003 + epoch
+            torch.manual_seed(epoch_seed)  # dropout
+            generator = torch.Generator().manual_seed(epoch_seed)  # order and augmentation
+            order = torch.randperm(len(data.train), generator=generator)[ctx.rank :: ctx.world]
+            net.train()
+            sums = torch.zeros(2 + (len(dsop.stages) if dsop else 0), dtype=torch.float64)
+            started = time.perf_counter()
+            bar = None
+            if ctx.main and not quiet:
+                from tqdm import tqdm
+
+                bar = tqdm(
+                    total=steps,
+                    desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                    unit="step",
+                    file=sys.stdout,
+                    leave=True,
+                )
+            for step in range(steps):
+                global_step = epoch * steps + step
+                batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+                x = normalize(augment(data.train.images[batch], generator).to(ctx.device), data)
+                y = data.train.labels[batch].to(ctx.device)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(global_step, total, warmup, cfg.lr or 0.0)
+                output = net(x)
+                logits, branches = output if dsop else (output, [])
+                main_loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                branch_losses = [F.cross_entropy(b, y, label_smoothing=cfg.label_smoothing) for b in branches]
+                loss = (dsop.main_weight if dsop else 1.0) * main_loss
+                for beta, branch_loss in zip(dsop.loss_weights if dsop else (), branch_losses, strict=True):
+                    loss = loss + beta * branch_loss
+                finite = torch.tensor([float(torch.isfinite(loss).item())])
+                if ctx.world > 1:
+                    dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+                if finite.item() < 1:
+                    kept = (
+                        f"the last good checkpoint {last_path} (epoch {epoch}) is intact"
+                        if last_path.exists()
+                        else "no checkpoint had been written yet"
+                    )
+                    raise TrainingError(
+                        f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1} (global step "
+                        f"{global_step + 1}); training stopped, {kept}. EleSquare can diverge: lower --lr, "
+                        f"lengthen --warmup-epochs, or move the square modules"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.clip_grad > 0:
+                    # SP and SS make the logits quartic in the features: without a clip the
+                    # first steps of a small-batch run can overshoot into inf.
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+                optimizer.step()
+                sums += torch.tensor(
+                    [loss.item(), main_loss.item(), *[b.item() for b in branch_losses]], dtype=torch.float64
+                )
+                if bar is not None:
+                    elapsed = time.perf_counter() - started
+                    bar.set_postfix(
+                        loss=f"{sums[0].item() / (step + 1):.3f}",
+                        img_s=f"{(step + 1) * len(batch) * ctx.world / elapsed:.0f}",
+                    )
+                    bar.update()
+            if bar is not None:
+                bar.close()
+            if ctx.world > 1:
+                dist.all_reduce(sums)
+                sums /= ctx.world
+            epoch_s = time.perf_counter() - started
+            row: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": sums[0].item() / steps,
+                "train_loss_main": sums[1].item() / steps,
+            }
+            for i, stage in enumerate(dsop.stages if dsop else ()):
+                row[f"train_loss_dsop_{stage}"] = sums[2 + i].item() / steps
+            row.update(evaluate(model, data, ctx, cfg.batch_size))
+            row.update({"images_per_s": steps * cfg.batch_size * ctx.world / epoch_s, "epoch_s": epoch_s})
+            metrics.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
+            say(
+                f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, val top-1 {row['val_top1']:.2f}% "
+                f"top-5 {row['val_top5']:.2f}%, {row['images_per_s']:.0f} img/s, {epoch_s:.1f} s"
+            )
+            if ctx.main:
+                improved = row["val_top1"] > best_top1
+                best_top1 = max(best_top1, row["val_top1"])
+                payload = {
+                    "spec": spec.to_dict(),
+                    "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                    "classes": list(data.classes),
+                    "input_size": cfg.input_size,
+                    "mean": list(data.mean),
+                    "std": list(data.std),
+                    "layout": "NCHW",
+                    "data": cfg.data,
+                    "epoch": epoch + 1,
+                    "optimizer": optimizer.state_dict(),
+                    "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+                    "metrics": metrics,
+                    "best_top1": best_top1,
+                    "provenance": {
+                        **versions(),
+                        "world_size": ctx.world,
+                        "argv": list(sys.argv),
+                        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    },
+                }
+                save_checkpoint(last_path, payload)
+                if improved:
+                    shutil.copyfile(last_path, best_path.with_name(".best.ckpt.tmp"))
+                    os.replace(best_path.with_name(".best.ckpt.tmp"), best_path)
+                write_metrics(out / "metrics.csv", metrics)
+            if ctx.world > 1:
+                dist.barrier()
+        final = out / "model.ckpt"
+        if ctx.main:
+            shutil.copyfile(last_path, final.with_name(".model.ckpt.tmp"))
+            os.replace(final.with_name(".model.ckpt.tmp"), final)
+        return final
+    finally:
+        if ctx.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+__all__ = ["CheckpointError", "TrainConfig", "TrainingError", "train"]
