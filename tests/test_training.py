@@ -241,3 +241,42 @@ def test_truncated_checkpoint_is_refused_and_atomic_save_leaves_no_temp(tmp_path
     with pytest.raises(ValueError, match="lacks"):
         save_checkpoint(tmp_path / "x.ckpt", {"spec": {}})
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_digits_is_real_data_upscaled() -> None:
+    data = load_data("digits", 24)
+    assert len(data.train) + len(data.val) == 1797
+    assert data.train.images.shape[1:] == (3, 24, 24) and data.classes == [str(d) for d in range(10)]
+    assert data.train.images.min() >= 0 and data.train.images.max() <= 1
+
+
+def test_synthetic_size_option_and_its_errors() -> None:
+    data = load_data("synthetic:40", 16)
+    assert (len(data.train), len(data.val)) == (40, 10)
+    assert torch.equal(data.train.images, load_data("synthetic:40", 16).train.images)  # deterministic
+    with pytest.raises(ValueError, match="needs an image count N >= 10"):
+        load_data("synthetic:abc", 16)
+
+
+def test_progress_bar_shows_epoch_loss_and_throughput(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "deepsquare.train", "--arch", "vanilla_cnn", "--data", "synthetic:64",
+         "--input-size", "16", "--batch-size", "16", "--epochs", "1", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "epoch 1/1" in result.stdout and "loss=" in result.stdout and "img_s=" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "model.ckpt")
+
+
+def test_bench_dsop_prints_the_ratio() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "deepsquare.train.bench_dsop", "--arch", "vanilla_cnn", "--variant", "sp",
+         "--stages", "layer3", "--dim", "8", "--batch", "4", "--runs", "2", "--warmup", "0"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[2].split()[0] == "plain" and lines[3].split()[0] == "dsop"
+    assert int(lines[3].split()[1].replace(",", "")) > int(lines[2].split()[1].replace(",", ""))
+    assert lines[-1].startswith("DSoP step / plain step: ") and lines[-1].endswith("x")

@@ -376,7 +376,7 @@ def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False) -> 
                 row[f"train_loss_dsop_{stage}"] = sums[2 + i].item() / steps
             row.update(evaluate(model, data, ctx, cfg.batch_size))
             row.update({"images_per_s": steps * cfg.batch_size * ctx.world / epoch_s, "epoch_s": epoch_s})
-            metrics.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
+            metrics.append({k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in row.items()})
             say(
                 f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, val top-1 {row['val_top1']:.2f}% "
                 f"top-5 {row['val_top5']:.2f}%, {row['images_per_s']:.0f} img/s, {epoch_s:.1f} s"
