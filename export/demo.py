@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from deepsquare.train import DSoPSpec, build_model, count_parameters
 from deepsquare.train.bench_isqrt import run as time_isqrt
 from deepsquare.train.zoo_table import markdown_table, parameter_rows

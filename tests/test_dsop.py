@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from deepsquare.train import DSoPSpec, ModelSpec, build_from_spec, build_model, count_parameters
 
 CASES = [

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from deepsquare.train import ARCHS, VALID_NAMES, build_model
 from deepsquare.train.models.resnet import RESNET_LAYOUTS
 from deepsquare.train.models.shufflenetv2 import STAGE_OUT_CHANNELS

@@ -9,6 +9,7 @@ the T-step result is checked to round-off.
 
 import pytest
 import torch
+
 from deepsquare.train import covariance, isqrt_cov_pool, isqrt_newton_schulz, triu_vector
 
 # Max relative Frobenius error of T = 5 against the eigh square root, on covariances of

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+
 from deepsquare.train import (
     DSoPSpec,
     ModelConfigError,

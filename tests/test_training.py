@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from deepsquare.train.checkpoint import (
     CheckpointError,
     load_checkpoint,

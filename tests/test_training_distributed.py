@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from deepsquare.train.checkpoint import load_checkpoint
 from deepsquare.train.trainer import lr_at
 

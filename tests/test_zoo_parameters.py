@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 import torch
+
 from deepsquare.train import build_model, count_parameters
 from deepsquare.train.layers import SquareExcitation, SqueezeExcitation
 
@@ -118,3 +119,11 @@ def test_vanilla_cnn_is_table_1() -> None:
     # 3 convs without bias + 3 BNs + FC(128, 10)
     expected = 3 * 3 * 3 * 32 + 9 * 32 * 64 + 9 * 64 * 128 + 2 * (32 + 64 + 128) + 128 * 10 + 10
     assert count_parameters(model) == expected
+
+
+def test_channel_shuffle_is_torchvisions_permutation() -> None:
+    from deepsquare.train.models.shufflenetv2 import channel_shuffle
+
+    x = torch.randn(2, 12, 3, 3)
+    torchvision_way = x.view(2, 2, 6, 3, 3).transpose(1, 2).reshape(2, 12, 3, 3)
+    assert torch.equal(channel_shuffle(x, 2), torchvision_way)

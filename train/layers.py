@@ -17,18 +17,22 @@ class EleSquare(nn.Module):
         return x * x
 
 
+# The poolings reduce with keepdim=True, then flatten: an NHWC converter (TFLite) maps that
+# straight onto its MEAN, where a rank-dropping mean made it insert a layout TRANSPOSE.
+
+
 class GlobalAvgPool(nn.Module):
     """GAP: ``(N, C, H, W) -> (N, C)``, the first-order baseline."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.mean(dim=(2, 3))
+        return x.mean(dim=(2, 3), keepdim=True).flatten(1)
 
 
 class SquarePooling(nn.Module):
     """Square-Pooling (eq. 20): ``G[n, k] = mean_ij F[n, k, i, j]^2``; no parameters."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return (x * x).mean(dim=(2, 3))
+        return (x * x).mean(dim=(2, 3), keepdim=True).flatten(1)
 
 
 class GeMPooling(nn.Module):
@@ -42,7 +46,7 @@ class GeMPooling(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        return (x * x).mean(dim=(2, 3)).clamp_min(self.eps).sqrt()
+        return (x * x).mean(dim=(2, 3), keepdim=True).flatten(1).clamp_min(self.eps).sqrt()
 
 
 class SquareSoftmin(nn.Module):
@@ -90,7 +94,9 @@ class SquareExcitation(nn.Module):
 
     def scale(self, x: Tensor) -> Tensor:
         g = (x * x).mean(dim=(2, 3), keepdim=True)
-        return g / (g + self.alpha * self.alpha + self.eps)
+        # alpha^2 shaped (1, 1, 1, 1) like g: a (1,)-shaped broadcast made TFLite's NHWC
+        # lowering add layout transposes after the block.
+        return g / (g + (self.alpha * self.alpha).view(1, 1, 1, 1) + self.eps)
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.scale(x)

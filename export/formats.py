@@ -1,0 +1,297 @@
+"""One table of export formats, one function per format (the Ultralytics way).
+
+Every function writes into ``folder`` (a temporary folder the caller later moves into
+place) and returns facts for the report. Converters are imported inside the function, so
+a missing one is a clear error naming the extra to install.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from deepsquare.runtime.bundle import BundleMeta, FormatEntry
+
+
+class ConverterMissing(RuntimeError):
+    """A converter this format needs is not installed."""
+
+
+def need(module: str, extra: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConverterMissing(f"{module} is not installed: pip install 'deepsquare[{extra}]'") from exc
+
+
+# --- ONNX -------------------------------------------------------------------------------
+def export_onnx(model: nn.Module, example: Tensor, folder: Path, meta: BundleMeta, **_: Any) -> dict[str, Any]:
+    onnx = need("onnx", "onnx")
+    need("onnxscript", "onnx")
+    onnxsim = need("onnxsim", "onnx")
+    path = folder / "model.onnx"
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            external_data=False,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+        )
+        program.save(str(raw))
+        graph = onnx.load(str(raw))
+    nodes_before = len(graph.graph.node)
+    simplified, ok = onnxsim.simplify(graph)
+    if ok:
+        graph = simplified
+    del graph.metadata_props[:]
+    for key, value in meta.flat_metadata().items():
+        graph.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(graph)
+    onnx.save(graph, str(path))
+    meta.formats["onnx"] = FormatEntry("model.onnx", "NCHW", "input", "logits")
+    return {
+        "file": path.name,
+        "nodes_before_simplify": nodes_before,
+        "nodes_after_simplify": len(graph.graph.node),
+        "simplified": bool(ok),
+        "op_types": sorted({n.op_type for n in graph.graph.node}),
+    }
+
+
+# --- TFLite -----------------------------------------------------------------------------
+def tflite_op_names(path_or_bytes: str | Path | bytes) -> list[str]:
+    """Builtin op names of every operator in a .tflite file, in graph order."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    buf = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+    model = schema.Model.GetRootAsModel(buf, 0)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        codes.append(names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM"))
+    ops = []
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        ops += [codes[subgraph.Operators(i).OpcodeIndex()] for i in range(subgraph.OperatorsLength())]
+    return ops
+
+
+def tflite_metadata(path: str | Path) -> dict[str, bytes]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(Path(path).read_bytes(), 0)
+    out = {}
+    for entry in model.metadata or []:
+        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        out[name] = bytes(model.buffers[entry.buffer].data)
+    return out
+
+
+def add_tflite_metadata(buf: bytes, entries: dict[str, bytes]) -> bytes:
+    """Add named metadata buffers (the bundle JSON and the labels) to a TFLite flatbuffer."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(buf, 0)
+    model.metadata = list(model.metadata or [])
+    for name, data in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(data, dtype=np.uint8)
+        model.buffers.append(buffer)
+        item = schema.MetadataT()
+        item.name = name
+        item.buffer = len(model.buffers) - 1
+        model.metadata.append(item)
+    builder = flatbuffers.Builder(len(buf) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def export_tflite(
+    model: nn.Module,
+    example: Tensor,
+    folder: Path,
+    meta: BundleMeta,
+    precision: str = "fp32",
+    calibration: Tensor | None = None,
+    **_: Any,
+) -> dict[str, Any]:
+    litert_torch = need("litert_torch", "tflite")
+    need("ai_edge_litert", "tflite")
+    path = folder / "model.tflite"
+    # NHWC in and out of the graph, so the converter emits no TRANSPOSE for the input.
+    nhwc_model = litert_torch.to_channel_last_io(model, args=[0]).eval()
+    sample = example[:1].permute(0, 2, 3, 1).contiguous()
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    litert_torch.progress.config.show_progress = False
+    edge = litert_torch.convert(nhwc_model, (sample,))
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = Path(tmp) / "float.tflite"
+        edge.export(str(float_path))
+        buf = float_path.read_bytes()
+        if precision == "int8":
+            buf = quantize_int8(float_path, calibration if calibration is not None else example)
+    labels = "\n".join(meta.classes).encode()
+    buf = add_tflite_metadata(buf, {"deepsquare_bundle": meta.to_json().encode(), "labels.txt": labels})
+    path.write_bytes(buf)
+    meta.formats["tflite"] = FormatEntry("model.tflite", "NHWC", "input", "logits", precision)
+    ops = tflite_op_names(buf)
+    return {"file": path.name, "precision": precision, "op_types": sorted(set(ops)), "op_count": len(ops)}
+
+
+def quantize_int8(float_path: Path, calibration_nchw: Tensor) -> bytes:
+    """Static int8 weights and activations (ai-edge-quantizer), calibrated on real inputs."""
+    aeq = need("ai_edge_quantizer", "tflite")
+    quantizer = aeq.quantizer.Quantizer(str(float_path), aeq.recipe.static_wi8_ai8())
+    from ai_edge_litert.interpreter import Interpreter
+
+    input_name = Interpreter(model_path=str(float_path)).get_signature_list()
+    signature = next(iter(input_name))
+    arg = input_name[signature]["inputs"][0]
+    samples = [{arg: image[None].permute(0, 2, 3, 1).contiguous().numpy()} for image in calibration_nchw]
+    result = quantizer.calibrate({signature: samples})
+    return bytes(quantizer.quantize(result).quantized_model)
+
+
+# --- Core ML ----------------------------------------------------------------------------
+@contextlib.contextmanager
+def muted_progress_bars():
+    """coremltools draws a tqdm bar per compiler pass; mute tqdm for the conversion only."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        yield
+        return
+    original = tqdm.__init__
+    tqdm.__init__ = functools.partialmethod(original, disable=True)
+    try:
+        yield
+    finally:
+        tqdm.__init__ = original
+
+
+class ImageInputHead(nn.Module):
+    """Core ML's ImageType gives one scale and per-channel biases, but training divided by
+    a per-channel std: so the image arrives as RGB in [0, 1] and (x - mean) / std happens
+    here, in the graph; softmax on top so Vision reports probabilities."""
+
+    def __init__(self, model: nn.Module, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("inv_std", 1.0 / torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, image: Tensor) -> Tensor:
+        return torch.softmax(self.model((image - self.mean) * self.inv_std), dim=1)
+
+
+def export_coreml(model: nn.Module, example: Tensor, folder: Path, meta: BundleMeta, **_: Any) -> dict[str, Any]:
+    ct = need("coremltools", "coreml")
+    logging.getLogger("coremltools").setLevel(logging.ERROR)  # int64->int32 index notes
+    path = folder / "model.mlpackage"
+    wrapped = ImageInputHead(model, meta.mean, meta.std).eval()
+    image = torch.rand(1, 3, meta.input_size, meta.input_size)
+    image_type = ct.ImageType(
+        name="image", shape=image.shape, scale=1 / 255.0, bias=[0.0, 0.0, 0.0], color_layout=ct.colorlayout.RGB
+    )
+    program = torch.export.export(wrapped, (image,)).run_decompositions({})
+    with muted_progress_bars():
+        mlmodel = ct.convert(
+            program,
+            inputs=[image_type],
+            classifier_config=ct.ClassifierConfig(list(meta.classes), predicted_feature_name="classLabel"),
+            convert_to="mlprogram",
+            minimum_deployment_target=ct.target.iOS16,
+            compute_precision=ct.precision.FLOAT32,
+        )
+    mlmodel.user_defined_metadata.update(meta.flat_metadata())
+    mlmodel.short_description = f"deepsquare {meta.arch} {meta.variant}"
+    mlmodel.save(str(path))
+    meta.formats["coreml"] = FormatEntry(
+        "model.mlpackage", "image", "image", "classLabel_probs", extra={"outputs": "classLabel + probabilities"}
+    )
+    return {"file": path.name, **coreml_structure(path, meta)}
+
+
+def coreml_structure(path: Path, meta: BundleMeta) -> dict[str, Any]:
+    """What can be checked of a Core ML program without macOS."""
+    ct = need("coremltools", "coreml")
+    spec = ct.utils.load_spec(str(path))
+    inputs = {i.name: i for i in spec.description.input}
+    image = inputs.get("image")
+    labels = list(spec.neuralNetworkClassifier.stringClassLabels.vector) if spec.HasField(
+        "neuralNetworkClassifier") else []  # fmt: skip
+    ops: list[str] = []
+    for function in spec.mlProgram.functions.values():
+        for block in function.block_specializations.values():
+            ops += [op.type for op in block.operations]
+    classifier_labels = _program_labels(spec) or labels
+    problems = []
+    if image is None or image.type.WhichOneof("Type") != "imageType":
+        problems.append("no image input named 'image'")
+    elif (image.type.imageType.width, image.type.imageType.height) != (meta.input_size, meta.input_size):
+        problems.append(f"image input is {image.type.imageType.width}x{image.type.imageType.height}")
+    if classifier_labels != list(meta.classes):
+        problems.append("classifier labels differ from the class names")
+    training_only = sorted({op for op in ops if op in {"dropout", "batch_norm"}})
+    if training_only:
+        problems.append(f"training-only ops in the program: {training_only}")
+    missing_meta = [k for k in meta.flat_metadata() if k not in spec.description.metadata.userDefined]
+    if missing_meta:
+        problems.append(f"metadata keys missing: {missing_meta}")
+    return {
+        "spec_version": spec.specificationVersion,
+        "outputs": [o.name for o in spec.description.output],
+        "op_types": sorted(set(ops)),
+        "classifier_labels": len(classifier_labels),
+        "structure_problems": problems,
+    }
+
+
+def _program_labels(spec: Any) -> list[str]:
+    # ML Programs keep the classifier labels in the classify op's 'classes' argument.
+    for function in spec.mlProgram.functions.values():
+        for block in function.block_specializations.values():
+            for op in block.operations:
+                if op.type == "classify":
+                    items = op.inputs["classes"].arguments[0].value.immediateValue.list.values
+                    return [s for item in items for s in item.immediateValue.tensor.strings.values]
+    return []
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str
+    file: str
+    extra: str
+    runtime: str
+    fn: Callable[..., dict[str, Any]]
+
+
+FORMATS: dict[str, ExportFormat] = {
+    "onnx": ExportFormat("onnx", "model.onnx", "onnx", "onnxruntime", export_onnx),
+    "coreml": ExportFormat("coreml", "model.mlpackage", "coreml", "coreml", export_coreml),
+    "tflite": ExportFormat("tflite", "model.tflite", "tflite", "litert", export_tflite),
+}
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

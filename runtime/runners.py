@@ -1,0 +1,143 @@
+"""One small interface over ONNX Runtime, LiteRT/TFLite and Core ML.
+
+Every runner takes normalized NCHW float32 batches (what the PyTorch model takes) and
+returns float32 logits ``(N, num_classes)``; a runner whose model wants another layout
+converts inside. No torch here.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .bundle import BundleError, BundleMeta, load_bundle
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The runtime cannot run here (not installed, or needs another OS)."""
+
+
+class Runner(Protocol):
+    name: str
+    init_s: float
+
+    def run(self, batch_nchw: np.ndarray) -> np.ndarray: ...
+
+
+class OnnxRunner:
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise RuntimeUnavailable("onnxruntime is not installed: pip install 'deepsquare[onnx]'") from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        start = time.perf_counter()
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.init_s = time.perf_counter() - start
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run(self, batch_nchw: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch_nchw, dtype=np.float32)})[0]
+
+
+def _tflite_interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter
+    except ImportError as exc:
+        raise RuntimeUnavailable(
+            "no TFLite interpreter: pip install 'deepsquare[tflite]' (ai-edge-litert) or tflite-runtime"
+        ) from exc
+
+
+class LiteRTRunner:
+    """The TFLite model has a batch-1 NHWC input; batches run one image at a time."""
+
+    name = "litert"
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        interpreter_class = _tflite_interpreter_class()
+        start = time.perf_counter()
+        self.interpreter = interpreter_class(model_path=str(path), num_threads=threads or None)
+        self.interpreter.allocate_tensors()
+        self.init_s = time.perf_counter() - start
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+
+    def run(self, batch_nchw: np.ndarray) -> np.ndarray:
+        outputs = []
+        for image in np.asarray(batch_nchw, dtype=np.float32).transpose(0, 2, 3, 1):
+            self.interpreter.set_tensor(self.input["index"], image[None])
+            self.interpreter.invoke()
+            outputs.append(self.interpreter.get_tensor(self.output["index"])[0].copy())
+        return np.stack(outputs)
+
+
+class CoreMLRunner:
+    """Core ML prediction exists on macOS only; elsewhere this refuses plainly."""
+
+    name = "coreml"
+
+    def __init__(self, path: str | Path, meta: BundleMeta, compute_units: str = "ALL") -> None:
+        if platform.system() != "Darwin":
+            raise RuntimeUnavailable(f"Core ML prediction needs macOS; this is {platform.system()}")
+        import coremltools as ct
+
+        start = time.perf_counter()
+        self.model = ct.models.MLModel(str(path), compute_units=getattr(ct.ComputeUnit, compute_units))
+        self.init_s = time.perf_counter() - start
+        self.meta = meta
+
+    def run(self, batch_nchw: np.ndarray) -> np.ndarray:
+        from PIL import Image
+
+        # The Core ML model takes the raw image and normalizes inside: undo ours first.
+        mean = np.asarray(self.meta.mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(self.meta.std, dtype=np.float32)[:, None, None]
+        outputs = []
+        for chw in batch_nchw:
+            pixels = np.clip(np.rint((chw * std + mean) * 255), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+            result = self.model.predict({"image": Image.fromarray(pixels)})
+            outputs.append(np.asarray(result["logits"], dtype=np.float32).reshape(-1))
+        return np.stack(outputs)
+
+
+RUNTIME_FOR_FORMAT = {"onnx": "onnxruntime", "tflite": "litert", "coreml": "coreml"}
+
+
+def open_runner(bundle_dir: str | Path, fmt: str, threads: int = 0) -> tuple[Runner, BundleMeta]:
+    folder, meta = load_bundle(bundle_dir)
+    if fmt not in meta.formats:
+        have = ", ".join(meta.formats) or "none"
+        raise BundleError(f"bundle {folder} has no {fmt} model (it has: {have})")
+    path = folder / meta.formats[fmt].file
+    if not path.exists():
+        raise BundleError(f"bundle {folder} lists {path.name}, which is missing")
+    if fmt == "onnx":
+        return OnnxRunner(path, threads), meta
+    if fmt == "tflite":
+        return LiteRTRunner(path, threads), meta
+    return CoreMLRunner(path, meta), meta
+
+
+def top_k(logits: np.ndarray, classes: list[str], k: int = 5) -> list[tuple[str, float]]:
+    """Labels and softmax probabilities of the k largest logits of one image."""
+    shifted = np.exp(logits - logits.max())
+    probs = shifted / shifted.sum()
+    order = np.argsort(-logits)[:k]
+    return [(classes[i], float(probs[i])) for i in order]
