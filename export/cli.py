@@ -42,6 +42,7 @@ from .formats import FORMATS, ConverterMissing, need
 from .parity import ParityResult, compare
 
 PRECISIONS = ("fp32", "int8")
+RANDOM_SAMPLES = 8  # a fixed random batch leads every parity check
 
 
 class ExportError(RuntimeError):
@@ -83,15 +84,15 @@ def prepare_out(out: Path) -> None:
 def parity_inputs(ckpt: dict[str, Any], samples: int, seed: int = 0) -> tuple[torch.Tensor, str]:
     """A fixed random batch, plus real validation images when the data set can be loaded."""
     size = int(ckpt["input_size"])
-    batch = torch.randn(8, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    batch = torch.randn(RANDOM_SAMPLES, 3, size, size, generator=torch.Generator().manual_seed(seed))
     try:
         data = load_data(str(ckpt.get("data", "")), size, seed)
     except (DataError, OSError, ValueError):
-        return batch, "8 random"
+        return batch, f"{RANDOM_SAMPLES} random"
     real = data.val.images[:samples]
     mean = torch.tensor(data.mean).view(1, 3, 1, 1)
     std = torch.tensor(data.std).view(1, 3, 1, 1)
-    return torch.cat([batch, (real - mean) / std]), f"8 random + {len(real)} from {data.name}"
+    return torch.cat([batch, (real - mean) / std]), f"{RANDOM_SAMPLES} random + {len(real)} from {data.name}"
 
 
 def calibration_batch(spec: str | None, ckpt: dict[str, Any], count: int = 64) -> torch.Tensor:
@@ -127,6 +128,7 @@ def run_export(
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt)
     inputs, inputs_desc = parity_inputs(ckpt, samples)
+    has_real = len(inputs) > RANDOM_SAMPLES
     deployed, deploy_report = deploy_transform(model, inputs)
     log(
         f"deploy: stripped {deploy_report.stripped_branches or 'no'} DSoP branches, "
@@ -180,9 +182,21 @@ def run_export(
                 reason = "; ".join(problems + ([parity.reason] if parity and not parity.passed else []))
             else:
                 write_text_atomically(staging / SIDECAR, meta.to_json())
-                runner, _ = open_runner(staging, fmt)
-                parity = compare(fmt, RUNTIME_FOR_FORMAT[fmt], fmt_precision, runner.run(inputs.numpy()), reference)
-                passed, reason = parity.passed, parity.reason
+                try:
+                    runner, _ = open_runner(staging, fmt)
+                    got = runner.run(inputs.numpy())
+                except Exception as exc:  # the runtime rejects the model: this format fails
+                    got, reason = (
+                        None,
+                        f"{RUNTIME_FOR_FORMAT[fmt]} could not run it: {str(exc).strip().splitlines()[0]}",
+                    )
+                if got is None:
+                    passed = False
+                else:
+                    # Quantized models are calibrated on real images: judge them on those alone.
+                    judged = slice(RANDOM_SAMPLES, None) if fmt_precision != "fp32" and has_real else slice(None)
+                    parity = compare(fmt, RUNTIME_FOR_FORMAT[fmt], fmt_precision, got[judged], reference[judged])
+                    passed, reason = parity.passed, parity.reason
             record = {"passed": passed, "reason": reason, "convert_s": round(convert_s, 2), **info}
             if parity is not None:
                 record["parity"] = parity.as_dict()

@@ -82,10 +82,27 @@ class LiteRTRunner:
     def run(self, batch_nchw: np.ndarray) -> np.ndarray:
         outputs = []
         for image in np.asarray(batch_nchw, dtype=np.float32).transpose(0, 2, 3, 1):
-            self.interpreter.set_tensor(self.input["index"], image[None])
+            self.interpreter.set_tensor(self.input["index"], quantize(image[None], self.input))
             self.interpreter.invoke()
-            outputs.append(self.interpreter.get_tensor(self.output["index"])[0].copy())
+            outputs.append(dequantize(self.interpreter.get_tensor(self.output["index"])[0], self.output))
         return np.stack(outputs)
+
+
+def quantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    """Float input -> the tensor's integer type (full-integer int8 models), else unchanged."""
+    dtype = detail["dtype"]
+    if not np.issubdtype(dtype, np.integer):
+        return values.astype(dtype)
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(values / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    if not np.issubdtype(values.dtype, np.integer):
+        return values.astype(np.float32).copy()
+    scale, zero_point = detail["quantization"]
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
 class CoreMLRunner:

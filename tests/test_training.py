@@ -228,7 +228,9 @@ def test_checkpoint_loading_refuses_bad_files_without_running_them(tmp_path: Pat
             return (os.system, ("touch " + str(tmp_path / "pwned"),))
 
     torch.save({"format": "deepsquare-checkpoint", "payload": Evil()}, tmp_path / "evil.ckpt")
-    with pytest.raises(CheckpointError, match="pickled objects that safe loading refuses"):
+    with pytest.raises(
+        CheckpointError, match=r"pickled objects that safe loading refuses .it was not run.: it wants posix.system$"
+    ):
         load_checkpoint(tmp_path / "evil.ckpt")
     assert not (tmp_path / "pwned").exists()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -62,7 +63,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         if not zipfile.is_zipfile(path):  # torch.save always writes a zip archive
             raise CheckpointError(f"{path} is not a readable checkpoint (truncated or another format)") from exc
         # weights_only refuses any global it does not know: the file wants to run code.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported pickled object"
+        found = re.search(r"(?i)unsupported(?: global:)? GLOBAL ([\w.]+)", str(exc))
+        first = f"it wants {found.group(1)}" if found else "unsupported pickled object"
         raise CheckpointError(
             f"{path} holds pickled objects that safe loading refuses (it was not run): {first}"
         ) from exc

@@ -1,0 +1,69 @@
+"""The export matrix of the issue: archs x variants x {with, without} DSoP, every format, parity gate on."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from export_helpers import write_checkpoint
+
+from deepsquare.runtime.runners import dequantize, quantize
+
+DSOP = {"shufflenetv2_x0_5": ("stage3",), "resnet18": ("layer4",), "vanilla_cnn": ("layer3",)}
+VARIANTS = ["gap", "sp+ss", "sp+sex", "sen", "se"]
+
+
+def cases():
+    for arch in DSOP:
+        for variant in VARIANTS:
+            if arch == "vanilla_cnn" and variant in ("sp+sex", "sen", "se"):
+                continue  # block modules need blocks
+            for with_dsop in (False, True):
+                yield pytest.param(arch, variant, with_dsop, id=f"{arch}-{variant}-{'dsop' if with_dsop else 'plain'}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("arch", "variant", "with_dsop"), list(cases()))
+def test_every_format_passes_parity(tmp_path: Path, arch: str, variant: str, with_dsop: bool) -> None:
+    dsop = {"stages": DSOP[arch], "dim": 8} if with_dsop else None
+    ckpt = write_checkpoint(tmp_path, arch, variant, dsop)
+    result = subprocess.run([sys.executable, "-m", "deepsquare.export.cli", str(ckpt), "--to", "all", "--out",
+                             str(tmp_path / "out")], capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "out" / "export_report.json").read_text())
+    assert all(r["passed"] for r in report["formats"].values())
+    for fmt in ("onnx", "tflite"):
+        assert report["formats"][fmt]["parity"]["max_rel_diff"] < 1e-4
+
+
+def test_int8_io_quantization_round_trips() -> None:
+    detail = {"dtype": np.int8, "quantization": (0.05, -3)}
+    values = np.array([-10.0, -1.0, 0.0, 0.02, 1.0, 5.0], dtype=np.float32)
+    q = quantize(values, detail)
+    assert q.dtype == np.int8 and q.tolist() == [-128, -23, -3, -3, 17, 97]
+    np.testing.assert_allclose(dequantize(q, detail)[1:], values[1:], atol=0.025 + 1e-6)  # half a step
+    assert quantize(values, {"dtype": np.float32, "quantization": (0.0, 0)}).dtype == np.float32
+
+
+def test_int8_export_is_a_full_integer_graph(tmp_path: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from deepsquare.export.deploy import deploy_transform
+    from deepsquare.export.formats import export_tflite
+    from deepsquare.runtime.bundle import BundleMeta
+    from deepsquare.train import build_model
+
+    model = build_model("vanilla_cnn", "gap", 10).eval()
+    deployed, _ = deploy_transform(model, torch.randn(4, 3, 32, 32))
+    meta = BundleMeta("vanilla_cnn", "gap", [str(i) for i in range(10)], 32, [0.5] * 3, [0.25] * 3)
+    info = export_tflite(deployed, torch.randn(2, 3, 32, 32), tmp_path, meta, precision="int8",
+                         calibration=torch.randn(16, 3, 32, 32))  # fmt: skip
+    assert info["precision"] == "int8" and meta.formats["tflite"].precision == "int8"
+    interpreter = Interpreter(model_path=str(tmp_path / "model.tflite"))
+    detail = interpreter.get_input_details()[0]
+    assert detail["dtype"] == np.int8 and detail["quantization"][0] > 0
+    weights = [t for t in interpreter.get_tensor_details() if t["dtype"] == np.int8]
+    assert len(weights) > 5
