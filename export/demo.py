@@ -4,7 +4,8 @@ On the built-in synthetic data it trains ShuffleNetV2 x0.5 as ``gap``, ``se`` an
 ``sp+ss+sex`` with DSoP branches, exports each to ONNX, Core ML and TFLite through the
 parity gate, checks the zoo's parameter counts against torchvision's, times iSQRT-COV
 against an eigh square root, and writes ``report.md`` + ``report.json`` side by side:
-accuracy, parity, file sizes. Latency benchmarks join it with their issue.
+accuracy, parity, file sizes, and the 224x224 latency of gap, se and sp+ss+sex in ONNX
+Runtime and LiteRT (interleaved, as ratios to gap).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from deepsquare.train.bench_isqrt import run as time_isqrt
 from deepsquare.train.trainer import TrainConfig, TrainingError, train
 from deepsquare.train.zoo_table import markdown_table, parameter_rows
 
+from . import bench
 from .cli import run_export
 
 TORCHVISION_COUNTS = {
@@ -103,10 +105,16 @@ def markdown(report: dict[str, Any]) -> str:
                 cells.append(f"converted, {f['size_kb']} KB; parity not run (needs macOS)")
         lines.append(f"| {run['name']} | {run['val_top1']:.1f}% | {run['params_training']:,} -> "
                      f"{run['params_deploy']:,} | " + " | ".join(cells) + " |")  # fmt: skip
+    lines += [
+        "",
+        "## Latency, ShuffleNetV2 x0.5 at 224x224 (1000 classes, random weights)",
+        "",
+        bench.markdown_table(report["latency_224"]),
+    ]
     lines += ["", "## Parameters (1000 classes): plain count, then what each variant adds", "",
               markdown_table(report["parameters"]), "", "## iSQRT-COV vs eigh (forward+backward, batch 64, d 128)", "",
               *[f"- {name}: {ms:.1f} ms" for name, ms in report["isqrt_vs_eigh_ms"].items()], "",
-              "Latency benchmarks (GAP vs SE vs square modules) are not part of this job yet.", ""]  # fmt: skip
+              ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -116,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="synthetic", help="training data (default: the built-in synthetic set)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs per model (default 5)")
     parser.add_argument("--lr", type=float, default=0.1, help="peak learning rate (default 0.1: short runs)")
+    parser.add_argument("--bench-runs", type=int, default=30, help="timed rounds per model (default 30)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)  # converters' own deprecations
@@ -127,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deepsquare-demo: cannot write to {args.out}: {exc.strerror}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    log("1/3 parameter counts of every arch x variant against torchvision's")
+    log("1/4 parameter counts of every arch x variant against torchvision's")
     rows = parameter_rows()
     mismatches = [r["arch"] for r in rows if r["gap"] != TORCHVISION_COUNTS[str(r["arch"])]]
     log(f"    plain models equal torchvision's counts: {'yes' if not mismatches else f'NO: {mismatches}'}")
-    log(f"2/3 train ShuffleNetV2 x0.5 on {args.data} and export each model to ONNX, Core ML, TFLite")
+    log(f"2/4 train ShuffleNetV2 x0.5 on {args.data} and export each model to ONNX, Core ML, TFLite")
     runs = []
     try:
         for name, variant, stages in RUNS:
@@ -139,7 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as exc:
         print(f"deepsquare-demo: {exc}", file=sys.stderr)
         return 1
-    log("3/3 iSQRT-COV vs eigh square root, forward+backward, batch 64, d 128")
+    log("3/4 latency at 224x224 (ImageNet shape, 1000 classes), batch 1, 1 thread, ONNX Runtime and LiteRT")
+    bench_args = argparse.Namespace(
+        arch="shufflenetv2_x0_5", variants="gap,se,sp+ss+sex", runtimes="onnxruntime,litert", threads="1",
+        input_size=224, num_classes=1000, runs=args.bench_runs, warmup=5,
+    )  # fmt: skip
+    latency = bench.run_bench(bench_args, progress=False)
+    bench.write_outputs(latency, args.out / "bench")
+    for r in latency["ratios"]:
+        log(f"    {r['variant']:<10} {r['runtime']:<12} p50 {r['p50_ms']:6.2f} ms, x{r['ratio_to_gap']:.3f} of gap")
+    log("4/4 iSQRT-COV vs eigh square root, forward+backward, batch 64, d 128")
     times = time_isqrt(batch=64, dim=128, iterations=5, runs=5, warmup=1, seed=args.seed)
     medians = {name: sorted(v)[len(v) // 2] * 1e3 for name, v in times.items()}
     ok = not mismatches and all(r["export_ok"] for r in runs)
@@ -155,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "runs": runs,
         "parameters": rows,
+        "latency_224": latency,
         "isqrt_vs_eigh_ms": medians,
         "wall_s": round(time.perf_counter() - started, 1),
     }

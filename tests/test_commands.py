@@ -28,9 +28,12 @@ def test_bench_isqrt_refuses_bad_sizes() -> None:
     assert "must be >= 1" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_demo_trains_exports_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    result = run("deepsquare.export.demo", "--out", str(out), "--epochs", "1", "--data", "synthetic:64")
+    result = run(
+        "deepsquare.export.demo", "--out", str(out), "--epochs", "1", "--data", "synthetic:64", "--bench-runs", "2"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().splitlines()[-1] == f"report: {(out / 'report.md').resolve()}"
     report = json.loads((out / "report.json").read_text())
@@ -42,6 +45,8 @@ def test_demo_trains_exports_and_reports(tmp_path: Path) -> None:
     assert dsop["dsop"] == ["stage2", "stage3", "stage4"] and dsop["params_training"] > dsop["params_deploy"]
     text = (out / "report.md").read_text()
     assert "| resnet50 | 25,557,032 |" in text and "| sp+ss+sex+dsop |" in text
+    assert "| shufflenetv2_x0_5 | sp+ss+sex | litert | 1 |" in text
+    assert sorted(p.name for p in (out / "bench").iterdir()) == ["bench.csv", "bench.json", "bench.md"]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; the check needs an unprivileged user")

@@ -57,18 +57,18 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} does not exist")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} is not a file")
+    if not zipfile.is_zipfile(path):  # torch.save always writes a zip archive
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or another format)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if not zipfile.is_zipfile(path):  # torch.save always writes a zip archive
-            raise CheckpointError(f"{path} is not a readable checkpoint (truncated or another format)") from exc
         # weights_only refuses any global it does not know: the file wants to run code.
         found = re.search(r"(?i)unsupported(?: global:)? GLOBAL ([\w.]+)", str(exc))
         first = f"it wants {found.group(1)}" if found else "unsupported pickled object"
         raise CheckpointError(
             f"{path} holds pickled objects that safe loading refuses (it was not run): {first}"
         ) from exc
-    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError) as exc:
+    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or another format): {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         kind = "a plain state dict" if isinstance(data, dict) and data and all(

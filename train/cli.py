@@ -14,6 +14,7 @@ prints the checkpoint path as its last line.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 
@@ -106,5 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deepsquare-train: interrupted; resume with --resume", file=sys.stderr)
         return 130
-    print(path)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
+        print(path)
     return 0

@@ -1,0 +1,99 @@
+"""The benchmark record schema and the benchmark_model parser on real captured outputs."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deepsquare.runtime.benchmark_model import BenchmarkOutputError, parse_benchmark_output
+from deepsquare.runtime.records import BenchRecord, percentile, record_from_times
+
+# Real outputs of several benchmark_model versions, in ../shared beside the repository (CI has it).
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "benchmark_model"
+
+EXPECTED = {  # file: (runs, mean ms, min ms, init ms, warm-up runs, median ms, memory key, threads)
+    "android_arm64_cpu_4threads.txt": (50, 249.684, 247.067, 16.242, 0, None, "peak_overall_mb", None),
+    "android_logcat_percentiles.txt": (25, 145.528, 140.071, 92.318, 0, 141.253, "delta_overall_mb", None),
+    "android_nnapi_gpu.txt": (50, 156.669, 149.738, 404.292, 0, None, None, None),
+    "embedded_linux_info_prefix_percentiles.txt": (50, 1240.27, 1238.588, 5.579, 1, 1239.807, "delta_overall_mb", None),
+    "linux_op_profiling.txt": (50, 2950.34, 2727.568, 17.187, 1, None, "delta_overall_mb", 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_benchmark_model_outputs_parse(name: str) -> None:
+    runs, mean, low, init, warmup, median, memory, threads = EXPECTED[name]
+    result = parse_benchmark_output((FIXTURES / name).read_text())
+    record = result.record(model="m.tflite", variant="gap", machine="device")
+    assert record.runs == runs and record.warmup == warmup and record.threads == threads
+    assert record.mean_ms == pytest.approx(mean) and record.min_ms == pytest.approx(low)
+    assert record.init_ms == pytest.approx(init)
+    assert record.p50_ms == (pytest.approx(median) if median else None)
+    if memory:
+        assert record.extra[memory] > 0
+    assert BenchRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+
+
+def test_all_fixture_files_are_covered() -> None:
+    assert sorted(p.name for p in FIXTURES.glob("*.txt")) == sorted(EXPECTED)
+
+
+def test_not_benchmark_output_is_refused() -> None:
+    with pytest.raises(BenchmarkOutputError, match="is this benchmark_model output"):
+        parse_benchmark_output("adb: no devices/emulators found\n")
+
+
+def test_record_from_times_statistics() -> None:
+    record = record_from_times([4.0, 1.0, 3.0, 2.0, 5.0], model="resnet18", variant="sp", runtime="onnxruntime",
+                               threads=1, warmup=3, init_ms=12.5, machine="here")  # fmt: skip
+    assert (record.runs, record.mean_ms, record.min_ms, record.max_ms, record.p50_ms) == (5, 3.0, 1.0, 5.0, 3.0)
+    assert record.p90_ms == pytest.approx(4.6) and record.std_ms == pytest.approx(1.5811, rel=1e-4)
+    assert percentile([10.0], 90) == 10.0
+    with pytest.raises(ValueError, match="lacks init_ms"):
+        BenchRecord.from_dict({k: v for k, v in record.to_dict().items() if k != "init_ms"})
+
+
+def profile(*args: str, env: dict | None = None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "deepsquare.runtime.profile", *args], capture_output=True, text=True,
+                          timeout=120, env=env)  # fmt: skip
+
+
+def test_profile_without_adb_says_so(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # python only, no adb
+    result = profile("android", str(tmp_path / "m.tflite"), "--benchmark-binary", str(tmp_path / "bm"), env=env)
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == "deepsquare-profile: adb is not installed (Debian: apt-get install adb; or Android platform-tools)"
+    )
+
+
+@pytest.mark.skipif(__import__("shutil").which("adb") is None, reason="adb is not installed on this machine")
+def test_profile_with_adb_and_no_device_says_so(tmp_path: Path) -> None:
+    result = profile("android", str(tmp_path / "m.tflite"), "--benchmark-binary", str(tmp_path / "bm"))
+    assert result.returncode == 1
+    assert "no Android device attached" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_profile_parse_writes_a_joinable_record(tmp_path: Path) -> None:
+    out = tmp_path / "records.json"
+    result = profile(
+        "parse", str(FIXTURES / "android_logcat_percentiles.txt"), "--variant", "sp+sex", "--json", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    (record,) = [BenchRecord.from_dict(r) for r in json.loads(out.read_text())]
+    assert record.variant == "sp+sex" and record.runtime == "tflite-benchmark_model" and record.runs == 25
+
+
+def test_profile_ios_off_macos_says_so(tmp_path: Path) -> None:
+    import platform
+
+    result = profile("ios", str(tmp_path / "model.mlpackage"))
+    if platform.system() != "Darwin":
+        assert result.returncode == 1 and "Core ML timing needs macOS" in result.stderr
