@@ -9,8 +9,8 @@ through deepsquare.runtime at batch 1. Variants are interleaved run by run (A B 
 so drift on a shared machine hits all of them alike; each variant's latency is reported as a
 ratio to ``gap`` (geometric mean of the per-round ratios, with a 95% interval). Also params,
 MACs (counted by hooks on every conv and linear layer) and file size per format. Writes
-bench.json (records in the one schema), bench.csv, bench.md, and prints the table.
-No plot is drawn (matplotlib is not a dependency).
+bench.json (records in the one schema), bench.csv, bench.md, bench.png (overhead vs gap
+per runtime; latency vs params), and prints the table.
 """
 
 from __future__ import annotations
@@ -193,6 +193,47 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
         writer.writerow({**row, "ci95_low": r["ci95"][0], "ci95_high": r["ci95"][1]})
     (out / "bench.csv").write_text(buffer.getvalue())
     (out / "bench.md").write_text(markdown_table(result))
+    plot(result, out / "bench.png")
+
+
+def plot(result: dict[str, Any], path: Path) -> bool:
+    """Overhead vs gap per runtime (with 95% intervals), and p50 latency vs params."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("deepsquare-bench: matplotlib is not installed, no bench.png (pip install 'deepsquare[bench]')")
+        return False
+    rows = result["ratios"]
+    series = sorted({(r["arch"], r["runtime"], r["threads"]) for r in rows})
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    width = 0.8 / max(1, len(series))
+    for k, key in enumerate(series):
+        picked = {r["variant"]: r for r in rows if (r["arch"], r["runtime"], r["threads"]) == key}
+        xs = [i + k * width for i, v in enumerate(variants) if v in picked]
+        ratio = [picked[v]["ratio_to_gap"] for v in variants if v in picked]
+        err = [[picked[v]["ratio_to_gap"] - picked[v]["ci95"][0] for v in variants if v in picked],
+               [picked[v]["ci95"][1] - picked[v]["ratio_to_gap"] for v in variants if v in picked]]  # fmt: skip
+        left.bar(xs, ratio, width, yerr=err, capsize=2, label=f"{key[0]} {key[1]} {key[2]}t")
+        label = f"{key[0]} {key[1]} {key[2]}t"
+        right.scatter([picked[v]["params"] for v in variants if v in picked],
+                      [picked[v]["p50_ms"] for v in variants if v in picked], label=label)  # fmt: skip
+    left.axhline(1.0, color="black", linewidth=0.8)
+    left.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(variants))], variants, rotation=30)
+    left.set_ylabel("latency / gap latency (95% CI)")
+    left.set_title("overhead vs GAP")
+    right.set_xlabel("parameters")
+    right.set_ylabel("p50 latency (ms)")
+    right.set_title("latency vs params")
+    for axis in (left, right):
+        axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from deepsquare.train.trainer import TrainConfig, TrainingError, train
 from deepsquare.train.zoo_table import markdown_table, parameter_rows
 
 from . import bench
-from .cli import run_export
+from .cli import run_export, write_text_atomically
 
 TORCHVISION_COUNTS = {
     "resnet18": 11_689_512,
@@ -45,14 +44,6 @@ RUNS = (("gap", "gap", ()), ("se", "se", ()), ("sp+ss+sex+dsop", "sp+ss+sex", ("
 
 def log(message: str) -> None:
     print(f"[deepsquare-demo] {message}", flush=True)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def train_and_export(name: str, variant: str, stages: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
@@ -177,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         "isqrt_vs_eigh_ms": medians,
         "wall_s": round(time.perf_counter() - started, 1),
     }
-    write_atomically(args.out / "report.json", json.dumps(report, indent=2) + "\n")
-    write_atomically(args.out / "report.md", markdown(report))
+    write_text_atomically(args.out / "report.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomically(args.out / "report.md", markdown(report))
     log(f"done in {report['wall_s']} s, {'all checks passed' if ok else 'SOME CHECKS FAILED'}")
     print(f"report: {(args.out / 'report.md').resolve()}")
     return 0 if ok else 1

@@ -62,7 +62,8 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
          "--quiet"], capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.csv", "bench.json", "bench.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.csv", "bench.json", "bench.md", "bench.png"]
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads((tmp_path / "bench.json").read_text())
     assert {(r["variant"], r["runtime"]) for r in data["records"]} == {
         (v, rt) for v in ("gap", "sp+ss") for rt in ("onnxruntime", "litert")}  # fmt: skip

@@ -46,7 +46,7 @@ def test_demo_trains_exports_and_reports(tmp_path: Path) -> None:
     text = (out / "report.md").read_text()
     assert "| resnet50 | 25,557,032 |" in text and "| sp+ss+sex+dsop |" in text
     assert "| shufflenetv2_x0_5 | sp+ss+sex | litert | 1 |" in text
-    assert sorted(p.name for p in (out / "bench").iterdir()) == ["bench.csv", "bench.json", "bench.md"]
+    assert sorted(p.name for p in (out / "bench").iterdir()) == ["bench.csv", "bench.json", "bench.md", "bench.png"]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; the check needs an unprivileged user")
