@@ -14,7 +14,6 @@ import argparse
 import json
 import platform
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -23,11 +22,12 @@ from typing import Any
 import torch
 
 from deepsquare.train.bench_isqrt import run as time_isqrt
+from deepsquare.train.checkpoint import load_checkpoint
 from deepsquare.train.trainer import TrainConfig, TrainingError, train
 from deepsquare.train.zoo_table import markdown_table, parameter_rows
 
 from . import bench
-from .cli import run_export, write_text_atomically
+from .cli import ExportError, prepare_out, run_export, write_text_atomically
 
 TORCHVISION_COUNTS = {
     "resnet18": 11_689_512,
@@ -53,7 +53,7 @@ def train_and_export(name: str, variant: str, stages: tuple[str, ...], args: arg
                          lr=args.lr, dsop_stages=stages, out=str(out), seed=args.seed)  # fmt: skip
     ckpt = train(config, quiet=True)
     train_s = time.perf_counter() - started
-    metrics = torch.load(ckpt, weights_only=True)["metrics"][-1]
+    metrics = load_checkpoint(ckpt)["metrics"][-1]
     log(f"    {name}: val top-1 {metrics['val_top1']:.1f}% after {args.epochs} epochs ({train_s:.0f} s); exporting")
     ok, report = run_export(ckpt, ["onnx", "coreml", "tflite"], out / "export", log=lambda m: log(f"      {m}"))
     formats = {}
@@ -120,11 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)  # converters' own deprecations
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=args.out):
-            pass
-    except OSError as exc:
-        print(f"deepsquare-demo: cannot write to {args.out}: {exc.strerror}", file=sys.stderr)
+        prepare_out(args.out)
+    except ExportError as exc:
+        print(f"deepsquare-demo: {exc}", file=sys.stderr)
         return 2
     started = time.perf_counter()
     log("1/4 parameter counts of every arch x variant against torchvision's")

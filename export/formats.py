@@ -136,6 +136,7 @@ def export_tflite(
     calibration: Tensor | None = None,
     **_: Any,
 ) -> dict[str, Any]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before the converter loads TF's C++ logging
     litert_torch = need("litert_torch", "tflite")
     need("ai_edge_litert", "tflite")
     path = folder / "model.tflite"
@@ -165,9 +166,9 @@ def quantize_int8(float_path: Path, calibration_nchw: Tensor) -> bytes:
     quantizer = aeq.quantizer.Quantizer(str(float_path), aeq.recipe.static_wi8_ai8())
     from ai_edge_litert.interpreter import Interpreter
 
-    input_name = Interpreter(model_path=str(float_path)).get_signature_list()
-    signature = next(iter(input_name))
-    arg = input_name[signature]["inputs"][0]
+    signatures = Interpreter(model_path=str(float_path)).get_signature_list()
+    signature = next(iter(signatures))
+    arg = signatures[signature]["inputs"][0]
     samples = [{arg: image[None].permute(0, 2, 3, 1).contiguous().numpy()} for image in calibration_nchw]
     result = quantizer.calibrate({signature: samples})
     return bytes(quantizer.quantize(result).quantized_model)
@@ -293,5 +294,3 @@ FORMATS: dict[str, ExportFormat] = {
     "coreml": ExportFormat("coreml", "model.mlpackage", "coreml", "coreml", export_coreml),
     "tflite": ExportFormat("tflite", "model.tflite", "tflite", "litert", export_tflite),
 }
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

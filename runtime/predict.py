@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .bundle import BundleError
+from .bundle import BundleError, load_bundle
 from .preprocess import load_image, normalize_nchw
 from .runners import RuntimeUnavailable, open_runner, top_k
 
@@ -23,8 +23,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        from .bundle import load_bundle
-
         _, meta = load_bundle(args.bundle)
         fmt = args.format or next((f for f in ("onnx", "tflite", "coreml") if f in meta.formats), None)
         if fmt is None:
