@@ -37,6 +37,7 @@ from deepsquare.runtime.runners import RUNTIME_FOR_FORMAT, CoreMLRunner, Runtime
 from deepsquare.train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from deepsquare.train.data import DataError, load_data
 
+from .complexity import count_ops
 from .deploy import DeployError, deploy_transform
 from .formats import FORMATS, ConverterMissing, need
 from .parity import ParityResult, compare
@@ -137,11 +138,14 @@ def run_export(
         f"{deploy_report.params_deploy:,}; logits match (max diff {deploy_report.max_abs_diff:.2g})"
     )
     spec = ckpt["model_spec"]
+    cost = count_ops(deployed, int(ckpt["input_size"]))
     meta = BundleMeta(
         arch=spec.arch, variant=spec.variant, classes=list(ckpt["classes"]), input_size=int(ckpt["input_size"]),
         mean=[float(v) for v in ckpt["mean"]], std=[float(v) for v in ckpt["std"]],
         provenance={"checkpoint": str(checkpoint), "epoch": ckpt.get("epoch"), "data": ckpt.get("data"),
-                    "trained_with": ckpt.get("provenance", {})},
+                    "trained_with": ckpt.get("provenance", {}),
+                    "cost": {"params": deploy_report.params_deploy, "macs": cost.macs,
+                             "elementwise": cost.elementwise}},
     )  # fmt: skip
     with torch.no_grad():
         reference = deployed(inputs).numpy()

@@ -14,6 +14,7 @@ import argparse
 import json
 import platform
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -38,6 +39,7 @@ TORCHVISION_COUNTS = {
     "shufflenetv2_x1_5": 3_503_624,
     "shufflenetv2_x2_0": 7_393_996,
 }
+ARCH = "shufflenetv2_x0_5"
 # (run name, variant, DSoP stages)
 RUNS = (("gap", "gap", ()), ("se", "se", ()), ("sp+ss+sex+dsop", "sp+ss+sex", ("stage2", "stage3", "stage4")))
 
@@ -49,7 +51,7 @@ def log(message: str) -> None:
 def train_and_export(name: str, variant: str, stages: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
     out = args.out / name
     started = time.perf_counter()
-    config = TrainConfig(arch="shufflenetv2_x0_5", variant=variant, data=args.data, epochs=args.epochs,
+    config = TrainConfig(arch=ARCH, variant=variant, data=args.data, epochs=args.epochs,
                          lr=args.lr, dsop_stages=stages, out=str(out), seed=args.seed)  # fmt: skip
     ckpt = train(config, quiet=True)
     train_s = time.perf_counter() - started
@@ -71,6 +73,22 @@ def train_and_export(name: str, variant: str, stages: tuple[str, ...], args: arg
             "export_ok": ok, "formats": formats}  # fmt: skip
 
 
+def benchmark(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """The trained models' exported files as they ship, then the same variants at 224x224, 1000 classes."""
+    formats = {"onnx", "tflite"}
+    trained = []
+    for run in runs:
+        if all(run["formats"].get(f, {}).get("passed") for f in formats):
+            trained.append(bench.bundle_model(args.out / run["name"] / "export", formats, name=run["name"]))
+        else:
+            log(f"    {run['name']}: not timed, its export failed")
+    plan = bench.TimingPlan(runtimes=["onnxruntime", "litert"], threads=[1], runs=args.bench_runs, warmup=5)
+    with tempfile.TemporaryDirectory(prefix="deepsquare-demo-") as tmp:
+        imagenet = [bench.random_variant(ARCH, variant, 224, 1000, Path(tmp) / variant, formats)
+                    for variant in dict.fromkeys(variant for _, variant, _ in RUNS)]  # fmt: skip
+        return bench.time_models(trained + imagenet, plan, progress=False)
+
+
 def markdown(report: dict[str, Any]) -> str:
     machine = report["machine"]
     lines = [
@@ -79,11 +97,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"Machine: {machine['platform']}, torch {machine['torch']}, {machine['threads']} threads. "
         f"Data: {report['data']}, {report['epochs']} epochs.",
         "",
-        "## ShuffleNetV2 x0.5: accuracy, export parity, size",
+        "## ShuffleNetV2 x0.5: accuracy, export parity, size, latency of the exported files",
         "",
-        "| model | val top-1 | params train -> deploy | ONNX | TFLite | Core ML |",
-        "|---|---|---|---|---|---|",
+        "| model | val top-1 | params train -> deploy | ONNX | TFLite | Core ML | ORT p50 ms (x gap) | "
+        "LiteRT p50 ms (x gap) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    timed = {(r["name"], r["runtime"]): r for r in report["latency"]["ratios"] if r["source"] != bench.RANDOM_WEIGHTS}
     for run in report["runs"]:
         cells = []
         for fmt in ("onnx", "tflite", "coreml"):
@@ -94,13 +114,18 @@ def markdown(report: dict[str, Any]) -> str:
                 cells.append(f"ok, diff {f['max_abs_diff']:.1g}, {f['size_kb']} KB")
             else:
                 cells.append(f"converted, {f['size_kb']} KB; parity not run (needs macOS)")
+        for runtime in ("onnxruntime", "litert"):
+            r = timed.get((run["name"], runtime))
+            cells.append(f"{r['p50_ms']:.2f} (x{r['ratio']:.2f})" if r else "not timed")
         lines.append(f"| {run['name']} | {run['val_top1']:.1f}% | {run['params_training']:,} -> "
                      f"{run['params_deploy']:,} | " + " | ".join(cells) + " |")  # fmt: skip
     lines += [
         "",
-        "## Latency, ShuffleNetV2 x0.5 at 224x224 (1000 classes, random weights)",
+        "## Latency: the exported models above, then ShuffleNetV2 x0.5 at 224x224 (1000 classes, random weights)",
         "",
-        bench.markdown_table(report["latency_224"]),
+        bench.markdown_table(report["latency"]),
+        "Core ML latency is not measured here: Core ML predicts on macOS only "
+        "(there: `deepsquare-profile ios model.mlpackage`). Phones: `deepsquare-profile android`.",
     ]
     lines += ["", "## Parameters (1000 classes): plain count, then what each variant adds", "",
               markdown_table(report["parameters"]), "", "## iSQRT-COV vs eigh (forward+backward, batch 64, d 128)", "",
@@ -137,15 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as exc:
         print(f"deepsquare-demo: {exc}", file=sys.stderr)
         return 1
-    log("3/4 latency at 224x224 (ImageNet shape, 1000 classes), batch 1, 1 thread, ONNX Runtime and LiteRT")
-    bench_args = argparse.Namespace(
-        arch="shufflenetv2_x0_5", variants="gap,se,sp+ss+sex", runtimes="onnxruntime,litert", threads="1",
-        input_size=224, num_classes=1000, runs=args.bench_runs, warmup=5,
-    )  # fmt: skip
-    latency = bench.run_bench(bench_args, progress=False)
+    log("3/4 latency, batch 1, 1 thread, ONNX Runtime and LiteRT: the exported models, and the 224x224 ImageNet shape")
+    latency = benchmark(runs, args)
     bench.write_outputs(latency, args.out / "bench")
     for r in latency["ratios"]:
-        log(f"    {r['variant']:<10} {r['runtime']:<12} p50 {r['p50_ms']:6.2f} ms, x{r['ratio_to_gap']:.3f} of gap")
+        log(
+            f"    {r['arch']} {r['input_size']}px {r['name']:<15} {r['runtime']:<12} p50 {r['p50_ms']:6.2f} ms, "
+            f"x{r['ratio']:.3f} of {r['baseline']}"
+        )
     log("4/4 iSQRT-COV vs eigh square root, forward+backward, batch 64, d 128")
     times = time_isqrt(batch=64, dim=128, iterations=5, runs=5, warmup=1, seed=args.seed)
     medians = {name: sorted(v)[len(v) // 2] * 1e3 for name, v in times.items()}
@@ -162,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "runs": runs,
         "parameters": rows,
-        "latency_224": latency,
+        "latency": latency,
         "isqrt_vs_eigh_ms": medians,
         "wall_s": round(time.perf_counter() - started, 1),
     }

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,27 +74,45 @@ def profile_android(model: Path, binary: Path, threads: int, use_gpu: bool, use_
     return record
 
 
-def profile_coreml(package: Path, compute_units: str, runs: int) -> BenchRecord:
+COMPUTE_UNITS = ("CPU_ONLY", "CPU_AND_GPU", "ALL")
+
+
+def parse_compute_units(text: str) -> list[str]:
+    units = [u.strip().upper() for u in text.split(",") if u.strip()]
+    bad = [u for u in units if u not in COMPUTE_UNITS]
+    if bad or not units:
+        raise ProfileError(f"unknown compute unit(s) {bad}; valid: {', '.join(COMPUTE_UNITS)}")
+    return units
+
+
+def profile_coreml(package: Path, compute_units: list[str], runs: int, warmup: int = 5) -> list[BenchRecord]:
+    """Time one .mlpackage under each compute-unit setting, interleaved run by run like deepsquare-bench."""
     if platform.system() != "Darwin":
         raise ProfileError(f"Core ML timing needs macOS (coremltools cannot predict on {platform.system()})")
+    if not package.exists():
+        raise ProfileError(f"model {package} does not exist")
     import coremltools as ct
     import numpy as np
     from PIL import Image
 
-    start = time.perf_counter()
-    model = ct.models.MLModel(str(package), compute_units=getattr(ct.ComputeUnit, compute_units))
-    init_ms = (time.perf_counter() - start) * 1e3
-    size = model.get_spec().description.input[0].type.imageType.width
-    image = Image.fromarray(np.zeros((size, size, 3), np.uint8))
-    times = []
-    for i in range(runs + 5):
+    models, init_ms = [], []
+    for unit in compute_units:
         start = time.perf_counter()
-        model.predict({"image": image})
-        if i >= 5:
-            times.append((time.perf_counter() - start) * 1e3)
-    return record_from_times(times, model=package.name, variant=_variant_of(package), runtime="coreml", threads=None,
-                             warmup=5, init_ms=init_ms, extra={"compute_units": compute_units,
-                             "median_check": statistics.median(times)})  # fmt: skip
+        models.append(ct.models.MLModel(str(package), compute_units=getattr(ct.ComputeUnit, unit)))
+        init_ms.append((time.perf_counter() - start) * 1e3)
+    image_type = models[0].get_spec().description.input[0].type.imageType
+    image = Image.fromarray(np.zeros((image_type.height, image_type.width, 3), np.uint8))
+    times: list[list[float]] = [[] for _ in models]
+    for i in range(warmup + runs):
+        for model, unit_times in zip(models, times, strict=True):
+            start = time.perf_counter()
+            model.predict({"image": image})
+            if i >= warmup:
+                unit_times.append((time.perf_counter() - start) * 1e3)
+    machine = f"{platform.node()} (macOS {platform.mac_ver()[0]}, {platform.machine()})"
+    return [record_from_times(t, model=package.name, variant=_variant_of(package), runtime="coreml", threads=None,
+                              warmup=warmup, init_ms=ms, machine=machine, extra={"compute_units": unit})
+            for unit, t, ms in zip(compute_units, times, init_ms, strict=True)]  # fmt: skip
 
 
 def _variant_of(model: Path) -> str:
@@ -119,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     android.add_argument("--runs", type=int, default=50)
     ios = sub.add_parser("ios", parents=[common], help="time a .mlpackage through Core ML (macOS)")
     ios.add_argument("model", type=Path)
-    ios.add_argument("--compute-units", default="ALL", choices=["CPU_ONLY", "CPU_AND_GPU", "ALL"])
+    ios.add_argument("--compute-units", default=",".join(COMPUTE_UNITS),
+                     help=f"comma-separated, timed interleaved (default {','.join(COMPUTE_UNITS)})")  # fmt: skip
     ios.add_argument("--runs", type=int, default=50)
     parse = sub.add_parser("parse", parents=[common], help="turn a saved benchmark_model output into a record")
     parse.add_argument("output", type=Path)
@@ -129,24 +149,37 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.target == "android":
-            record = profile_android(args.model, args.benchmark_binary, args.threads, args.gpu, not args.no_xnnpack,
-                                     args.serial, args.runs)  # fmt: skip
+            records = [profile_android(args.model, args.benchmark_binary, args.threads, args.gpu, not args.no_xnnpack,
+                                       args.serial, args.runs)]  # fmt: skip
         elif args.target == "ios":
-            record = profile_coreml(args.model, args.compute_units, args.runs)
+            records = profile_coreml(args.model, parse_compute_units(args.compute_units), args.runs)
         else:
             if not args.output.is_file():
                 raise ProfileError(f"{args.output} does not exist")
-            record = parse_benchmark_output(args.output.read_text()).record(
-                model=args.model, variant=args.variant, machine=args.machine)  # fmt: skip
+            records = [parse_benchmark_output(args.output.read_text()).record(
+                model=args.model, variant=args.variant, machine=args.machine)]  # fmt: skip
+        if args.json:
+            append_records(args.json, records)
     except (ProfileError, BenchmarkOutputError, subprocess.TimeoutExpired) as exc:
         print(f"deepsquare-profile: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        existing = json.loads(args.json.read_text()) if args.json.is_file() else []
-        records = [BenchRecord.from_dict(r) for r in existing] + [record]
-        args.json.write_text(dump_records(records))
-    print(json.dumps(record.to_dict(), indent=2))
+    print(json.dumps([r.to_dict() for r in records] if len(records) > 1 else records[0].to_dict(), indent=2))
     return 0
+
+
+def append_records(path: Path, records: list[BenchRecord]) -> None:
+    """Add records to a JSON list of records; the file is replaced whole, never half-written."""
+    existing: list[BenchRecord] = []
+    if path.is_file():
+        try:
+            existing = [BenchRecord.from_dict(r) for r in json.loads(path.read_text())]
+        except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
+            raise ProfileError(f"{path} is not a JSON list of benchmark records ({exc}); not touching it") from exc
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(dump_records(existing + records))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,24 @@
-"""deepsquare-bench: MAC counting, interleaving, ratios, and a tiny end-to-end run (no timing asserted)."""
+"""deepsquare-bench: MAC and elementwise counts, interleaving, ratios, checkpoints and bundles, and tiny
+end-to-end runs (no timing asserted)."""
 
+import argparse
 import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
+import torch
+from export_helpers import write_checkpoint
 
 from deepsquare.export import bench
+from deepsquare.export.cli import run_export
+from deepsquare.export.complexity import count_macs, count_ops
+from deepsquare.export.deploy import deploy_transform
 from deepsquare.runtime.records import BenchRecord
 from deepsquare.train import build_model
 
@@ -18,12 +27,43 @@ def test_macs_of_the_vanilla_cnn_by_hand() -> None:
     # Table 1 at 32x32: three 3x3 stride-2 convs (16x16x32, 8x8x64, 4x4x128 outputs), FC 128 -> 10.
     by_hand = 16 * 16 * 32 * (3 * 9) + 8 * 8 * 64 * (32 * 9) + 4 * 4 * 128 * (64 * 9) + 128 * 10
     assert by_hand == 2_581_760
-    assert bench.count_macs(build_model("vanilla_cnn", num_classes=10), 32) == by_hand
+    assert count_macs(build_model("vanilla_cnn", num_classes=10), 32) == by_hand
+
+
+def deployed(arch: str, variant: str, size: int, num_classes: int = 10):
+    model = build_model(arch, variant, num_classes, stem="cifar" if size <= 64 else "imagenet")
+    return deploy_transform(model.eval(), torch.randn(2, 3, size, size))[0]
+
+
+def test_elementwise_ops_of_the_vanilla_cnn_by_hand() -> None:
+    # Deploy form (BN fused into the convs): three ReLUs on 16x16x32, 8x8x64, 4x4x128, then pooling.
+    relus = 16 * 16 * 32 + 8 * 8 * 64 + 4 * 4 * 128
+    gap = count_ops(deployed("vanilla_cnn", "gap", 32), 32)
+    assert gap.elementwise_by_op == {"relu": relus, "mean": 2048}
+    # Square-Pooling squares the 4x4x128 map before the mean: +2048.
+    assert count_ops(deployed("vanilla_cnn", "sp", 32), 32).elementwise_by_op == {
+        "relu": relus, "mul": 2048, "mean": 2048}  # fmt: skip
+    # Square-Softmin (|s| folded into the FC) is -(z*z) on the 10 logits: +20; no scale multiply is left.
+    assert count_ops(deployed("vanilla_cnn", "ss", 32), 32).elementwise == gap.elementwise + 20
+    assert gap.macs == 2_581_760
+
+
+def test_se_costs_a_pool_a_sigmoid_and_a_scale_per_block() -> None:
+    # ResNet-18 at 32x32 (cifar stem): SE pools and rescales every block's output once.
+    gap = count_ops(deployed("resnet18", "gap", 32), 32)
+    se = count_ops(deployed("resnet18", "se", 32), 32)
+    block_outputs = 2 * (64 * 32 * 32 + 128 * 16 * 16 + 256 * 8 * 8 + 512 * 4 * 4)
+    assert se.elementwise_by_op["mul"] == block_outputs
+    assert se.elementwise_by_op["mean"] - gap.elementwise_by_op["mean"] == block_outputs
+    hidden = 2 * (64 + 128 + 256 + 512) // 16
+    assert se.elementwise_by_op["sigmoid"] == 2 * (64 + 128 + 256 + 512)
+    assert se.elementwise_by_op["relu"] - gap.elementwise_by_op["relu"] == hidden
+    assert se.macs - gap.macs == 2 * 2 * sum(c * (c // 16) for c in (64, 128, 256, 512))
 
 
 def test_macs_of_resnet18_match_the_known_figure() -> None:
     # ResNet-18 at 224x224 is the well-known 1.82 GMACs (1,814,073,344 counting convs and the FC).
-    assert bench.count_macs(build_model("resnet18"), 224) == 1_814_073_344
+    assert count_macs(build_model("resnet18"), 224) == 1_814_073_344
 
 
 def test_ratio_interval_is_the_geometric_mean_of_paired_rounds() -> None:
@@ -33,26 +73,100 @@ def test_ratio_interval_is_the_geometric_mean_of_paired_rounds() -> None:
     assert low < ratio < high and ratio == pytest.approx(math.exp(np.mean(np.log([1.1, 0.9, 1.2, 1.0]))))
 
 
-def test_variants_are_timed_interleaved(tmp_path: Path, monkeypatch) -> None:
-    calls: list[str] = []
+class FakeRunner:
+    """Records which model ran; the bench only needs run() and init_s."""
 
-    class FakeRunner:
-        def __init__(self, path, threads) -> None:
-            self.name, self.init_s = Path(path).parent.name, 0.001
+    calls: ClassVar[list[str]] = []
+    created: ClassVar[list[str]] = []
 
-        def run(self, x):
-            calls.append(self.name)
-            return np.zeros((1, 10), np.float32)
+    def __init__(self, path, threads) -> None:
+        self.name, self.init_s = Path(path).parent.name, 0.001
+        FakeRunner.created.append(self.name)
 
+    def run(self, x):
+        FakeRunner.calls.append(self.name)
+        return np.zeros((1, 10), np.float32)
+
+
+def fake_args(**overrides):
+    args = dict(arch="vanilla_cnn", variants="sp,ss", runtimes="onnxruntime", threads="1", input_size=16,
+                num_classes=10, runs=3, warmup=1, time_budget=None, checkpoint=None, bundle=None)  # fmt: skip
+    return argparse.Namespace(**{**args, **overrides})
+
+
+def test_variants_are_timed_interleaved_in_rotating_order(monkeypatch) -> None:
+    FakeRunner.calls, FakeRunner.created = [], []
     monkeypatch.setitem(bench.RUNNERS, "onnxruntime", ("onnx", FakeRunner))
-    args = type("Args", (), {"arch": "vanilla_cnn", "variants": "sp,ss", "runtimes": "onnxruntime", "threads": "1",
-                             "input_size": 16, "num_classes": 10, "runs": 3, "warmup": 1})()  # fmt: skip
-    result = bench.run_bench(args, progress=False)
-    names = ["vanilla_cnn-gap", "vanilla_cnn-sp", "vanilla_cnn-ss"]
-    assert calls == names * 4  # A B C A B C ..., gap added first
-    assert [r["variant"] for r in result["ratios"]] == ["gap", "sp", "ss"]
+    result = bench.run_bench(fake_args(runs=6), progress=False)
+    g, a, b = "00", "01", "02"  # gap is added first
+    # Three blocks of two rounds; each block creates the sessions anew in rotated order, warms them up
+    # (one round), then times rounds whose order rotates too: every model in every position equally often.
+    assert FakeRunner.created == [g, a, b, a, b, g, b, g, a]
+    warm = [g, a, b]
+    assert FakeRunner.calls == [*warm, g, a, b, a, b, g, *warm, b, g, a, g, a, b, *warm, a, b, g, b, g, a]
+    assert [r["name"] for r in result["ratios"]] == ["gap", "sp", "ss"]
+    assert all(r["baseline"] == "gap" and r["runs"] == 6 for r in result["ratios"])
     records = [BenchRecord.from_dict(r) for r in result["records"]]
-    assert all(r.runs == 3 and r.warmup == 1 and r.runtime == "onnxruntime" for r in records)
+    assert all(r.runs == 6 and r.warmup == 1 and r.runtime == "onnxruntime" for r in records)
+    assert result["ratios"][0]["ci95"] == [1.0, 1.0]  # gap against itself
+
+
+@pytest.mark.parametrize(("models", "runs", "blocks"), [(3, 7, [3, 2, 2]), (7, 3, [1, 1, 1]), (1, 5, [5])])
+def test_rounds_are_split_into_blocks(models: int, runs: int, blocks: list[int]) -> None:
+    assert bench.block_plan(models, bench.TimingPlan(["onnxruntime"], [1], runs=runs)) == blocks
+
+
+class SleepyRunner(FakeRunner):
+    def run(self, x):
+        time.sleep(0.004)
+        return super().run(x)
+
+
+def test_time_budget_replaces_the_run_count(monkeypatch) -> None:
+    FakeRunner.calls = []
+    monkeypatch.setitem(bench.RUNNERS, "onnxruntime", ("onnx", SleepyRunner))
+    result = bench.run_bench(fake_args(runs=1000, warmup=0, time_budget=0.05), progress=False)
+    rounds = {r["runs"] for r in result["ratios"]}
+    # 3 blocks of 0.05/3 s, rounds of 3 x 4 ms: about 2 rounds a block; whole rounds, the same for every model.
+    assert len(rounds) == 1 and 3 <= rounds.pop() <= 9
+    assert len(FakeRunner.calls) % 3 == 0
+    assert result["time_budget_s"] == 0.05 and result["runs"] is None
+    assert "0.05 s of interleaved rounds per cell" in bench.markdown_table(result)
+
+
+def test_checkpoints_and_bundles_are_timed_with_their_cost(tmp_path: Path, monkeypatch) -> None:
+    FakeRunner.calls = []
+    monkeypatch.setitem(bench.RUNNERS, "onnxruntime", ("onnx", FakeRunner))
+    gap_ckpt = write_checkpoint(tmp_path / "gap", "vanilla_cnn", "gap")
+    sq_ckpt = write_checkpoint(tmp_path / "sq", "vanilla_cnn", "sp+ss")
+    ok, _ = run_export(sq_ckpt, ["onnx"], tmp_path / "sq" / "export", log=lambda m: None)
+    assert ok
+    meta = json.loads((tmp_path / "sq" / "export" / "model.json").read_text())
+    deploy_model = deployed("vanilla_cnn", "sp+ss", 32)
+    expected = count_ops(deploy_model, 32)
+    assert meta["provenance"]["cost"] == {"params": sum(p.numel() for p in deploy_model.parameters()),
+                                          "macs": expected.macs, "elementwise": expected.elementwise}  # fmt: skip
+    args = fake_args(arch=None, variants=None, checkpoint=str(gap_ckpt), bundle=str(tmp_path / "sq" / "export"))
+    result = bench.run_bench(args, progress=False)
+    rows = {r["name"]: r for r in result["ratios"]}
+    assert set(rows) == {"gap", "sp+ss"} and rows["sp+ss"]["baseline"] == "gap"
+    assert rows["sp+ss"]["source"] == str(tmp_path / "sq" / "export") and rows["gap"]["source"] == str(gap_ckpt)
+    assert rows["sp+ss"]["macs"] == expected.macs == rows["gap"]["macs"]
+    assert rows["sp+ss"]["elementwise"] - rows["gap"]["elementwise"] == 2048 + 20  # the square pool and the head
+    assert {r["input_size"] for r in rows.values()} == {32}
+
+
+def test_a_bundle_without_the_runtimes_format_is_one_line(tmp_path: Path) -> None:
+    ckpt = write_checkpoint(tmp_path, "vanilla_cnn", "gap")
+    assert run_export(ckpt, ["onnx"], tmp_path / "export", log=lambda m: None)[0]
+    result = subprocess.run([sys.executable, "-m", "deepsquare.export.bench", "--bundle", str(tmp_path / "export"),
+                             "--runtimes", "litert", "--quiet", "--out", str(tmp_path / "bench")],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"deepsquare-bench: error: bundle {tmp_path / 'export'} has no tflite model (it has: onnx); choose other "
+        "--runtimes"]  # fmt: skip
+    assert not (tmp_path / "bench" / "bench.json").exists()
 
 
 def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
@@ -67,11 +181,54 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "bench.json").read_text())
     assert {(r["variant"], r["runtime"]) for r in data["records"]} == {
         (v, rt) for v in ("gap", "sp+ss") for rt in ("onnxruntime", "litert")}  # fmt: skip
-    assert "| vanilla_cnn | sp+ss | litert | 1 |" in result.stdout
-    assert (tmp_path / "bench.csv").read_text().splitlines()[0].startswith("arch,variant,runtime,threads,p50_ms")
+    assert "| vanilla_cnn | 16 | sp+ss | litert | 1 |" in result.stdout
+    header = (tmp_path / "bench.csv").read_text().splitlines()[0]
+    assert header == ",".join(bench.CSV_FIELDS) and header.startswith("arch,input_size,name,variant,runtime,threads")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--threads", "1,x"], "--threads takes whole numbers separated by commas, not '1,x'"),
+        (["--threads", "0"], "--threads must be >= 1, got '0'"),
+        (["--arch", "resnet7"], "resnet7"),
+        (["--checkpoint", "/nonexistent/model.ckpt"], "checkpoint /nonexistent/model.ckpt does not exist"),
+        (["--bundle", "/nonexistent"], "/nonexistent is not a deepsquare bundle"),
+    ],
+)
+def test_bad_requests_are_one_line(tmp_path: Path, flags: list[str], message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "deepsquare.export.bench", *flags, "--quiet", "--out",
+                             str(tmp_path / "bench")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("deepsquare-bench: error:") and message in lines[0], lines
+    assert not (tmp_path / "bench" / "bench.json").exists()
 
 
 def test_unknown_runtime_is_one_line(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "deepsquare.export.bench", "--runtimes", "tensorrt", "--quiet",
                              "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 1 and "unknown runtime(s) ['tensorrt']" in result.stderr
+
+
+def test_records_measured_elsewhere_join_the_report(tmp_path: Path, monkeypatch) -> None:
+    from deepsquare.runtime.benchmark_model import parse_benchmark_output
+    from deepsquare.runtime.records import dump_records
+
+    fixture = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "benchmark_model"
+    phone = parse_benchmark_output((fixture / "android_logcat_percentiles.txt").read_text()).record(
+        model="model.tflite", variant="sp+sex", machine="Pixel 7 (abc123)")  # fmt: skip
+    phone.threads, phone.extra["use_gpu"] = 4, True
+    records = tmp_path / "phone.json"
+    records.write_text(dump_records([phone]))
+    monkeypatch.setitem(bench.RUNNERS, "onnxruntime", ("onnx", FakeRunner))
+    result = bench.run_bench(fake_args(variants="gap", add_records=str(records)), progress=False)
+    assert [BenchRecord.from_dict(r) for r in result["records_elsewhere"]] == [phone]
+    table = bench.markdown_table(result)
+    assert "Measured elsewhere" in table
+    assert f"| model.tflite | sp+sex | tflite-benchmark_model | Pixel 7 (abc123) | 4 | {phone.p50_ms:.2f} | " in table
+    assert table.rstrip().endswith("| use_gpu=True |")
+    records.write_text('[{"model": "x"}]')
+    with pytest.raises(ValueError, match="is not a list of benchmark records"):
+        bench.run_bench(fake_args(variants="gap", add_records=str(records)), progress=False)

@@ -97,3 +97,26 @@ def test_profile_ios_off_macos_says_so(tmp_path: Path) -> None:
     result = profile("ios", str(tmp_path / "model.mlpackage"))
     if platform.system() != "Darwin":
         assert result.returncode == 1 and "Core ML timing needs macOS" in result.stderr
+
+
+def test_profile_json_accumulates_and_refuses_a_foreign_file(tmp_path: Path) -> None:
+    out = tmp_path / "records.json"
+    for variant in ("gap", "se"):
+        result = profile("parse", str(FIXTURES / "android_logcat_percentiles.txt"), "--variant", variant, "--json",
+                         str(out))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    assert [BenchRecord.from_dict(r).variant for r in json.loads(out.read_text())] == ["gap", "se"]
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text('{"not": "records"}')
+    result = profile("parse", str(FIXTURES / "android_logcat_percentiles.txt"), "--json", str(foreign))
+    assert result.returncode == 1 and "is not a JSON list of benchmark records" in result.stderr
+    assert foreign.read_text() == '{"not": "records"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.json", "records.json"]  # no temporary files
+
+
+def test_profile_ios_names_a_bad_compute_unit(tmp_path: Path) -> None:
+    result = profile("ios", str(tmp_path / "model.mlpackage"), "--compute-units", "CPU_ONLY,NPU")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "deepsquare-profile: unknown compute unit(s) ['NPU']; valid: CPU_ONLY, CPU_AND_GPU, ALL"
+    )

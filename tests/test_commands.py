@@ -45,7 +45,12 @@ def test_demo_trains_exports_and_reports(tmp_path: Path) -> None:
     assert dsop["dsop"] == ["stage2", "stage3", "stage4"] and dsop["params_training"] > dsop["params_deploy"]
     text = (out / "report.md").read_text()
     assert "| resnet50 | 25,557,032 |" in text and "| sp+ss+sex+dsop |" in text
-    assert "| shufflenetv2_x0_5 | sp+ss+sex | litert | 1 |" in text
+    assert "| shufflenetv2_x0_5 | 224 | sp+ss+sex | litert | 1 |" in text
+    # the trained models are timed as exported (32px), and their latency sits beside their accuracy
+    assert "| shufflenetv2_x0_5 | 32 | sp+ss+sex+dsop | onnxruntime | 1 |" in text
+    assert "not timed" not in text
+    trained_rows = [r for r in report["latency"]["ratios"] if r["input_size"] == 32]
+    assert {r["source"] for r in trained_rows} == {str(out / n / "export") for n in ("gap", "se", "sp+ss+sex+dsop")}
     assert sorted(p.name for p in (out / "bench").iterdir()) == ["bench.csv", "bench.json", "bench.md", "bench.png"]
 
 
