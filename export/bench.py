@@ -483,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     how.add_argument("--runs", type=int, default=30, help="timed rounds per model (default 30)")
     how.add_argument("--time-budget", type=float, metavar="SECONDS",
                      help="instead of --runs: time rounds for this long per (arch, runtime, threads) cell")  # fmt: skip
-    how.add_argument("--warmup", type=int, default=5, help="untimed rounds first (default 5)")
+    how.add_argument("--warmup", type=int, default=5, help="untimed rounds after each block's new sessions (default 5)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
