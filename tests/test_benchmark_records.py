@@ -120,3 +120,39 @@ def test_profile_ios_names_a_bad_compute_unit(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         "deepsquare-profile: unknown compute unit(s) ['NPU']; valid: CPU_ONLY, CPU_AND_GPU, ALL"
     )
+
+
+def test_coreml_timing_loop_interleaves_compute_units(tmp_path: Path, monkeypatch) -> None:
+    """The macOS loop up to Core ML itself (a stand-in MLModel records what it is asked): one record per compute
+    unit, rounds interleaved, warm-up untimed. Real Core ML prediction cannot run here."""
+    from types import SimpleNamespace
+
+    import coremltools as ct
+
+    from deepsquare.runtime import profile as profile_module
+
+    calls: list[str] = []
+
+    class StandInMLModel:
+        def __init__(self, path: str, compute_units) -> None:
+            self.unit = compute_units.name
+
+        def get_spec(self):
+            image = SimpleNamespace(type=SimpleNamespace(imageType=SimpleNamespace(width=32, height=24)))
+            return SimpleNamespace(description=SimpleNamespace(input=[image]))
+
+        def predict(self, inputs: dict) -> dict:
+            assert inputs["image"].size == (32, 24)
+            calls.append(self.unit)
+            return {}
+
+    monkeypatch.setattr(profile_module.platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(ct.models, "MLModel", StandInMLModel)
+    package = tmp_path / "model.mlpackage"
+    package.mkdir()
+    (tmp_path / "model.json").write_text(json.dumps({"variant": "sp+ss"}))
+    records = profile_module.profile_coreml(package, ["CPU_ONLY", "ALL"], runs=3, warmup=1)
+    assert calls == ["CPU_ONLY", "ALL"] * 4
+    assert [(r.extra["compute_units"], r.runs, r.warmup, r.runtime, r.variant) for r in records] == [
+        ("CPU_ONLY", 3, 1, "coreml", "sp+ss"), ("ALL", 3, 1, "coreml", "sp+ss")]  # fmt: skip
+    assert all(BenchRecord.from_dict(r.to_dict()) == r for r in records)
