@@ -367,7 +367,7 @@ def markdown_table(result: dict[str, Any]) -> str:
     how = (f"{result['time_budget_s']:g} s of interleaved rounds per cell" if result.get("time_budget_s")
            else f"{result['runs']} interleaved rounds")  # fmt: skip
     lines = [
-        f"Batch 1, {how} after {result['warmup']} warm-up, {result['machine']}. "
+        f"Batch 1, {how} ({result['warmup']} warm-up rounds each time sessions are created), {result['machine']}. "
         "Ratio: geometric mean of per-round ratios to the baseline, 95% interval; one containing 1 means no "
         "measured difference.",
         "",
@@ -377,7 +377,7 @@ def markdown_table(result: dict[str, Any]) -> str:
     ]
     for r in result["ratios"]:
         lines.append(
-            f"| {r['arch']} | {r['input_size']} | {r['name']} | {r['runtime']} | {r['threads']} | {r['p50_ms']:.2f} | "
+            f"| {r['arch']} | {r['input_size']} | {r['name']} | {r['runtime']} | {r['threads']} | {r['p50_ms']:.3g} | "
             f"{r['ratio']:.3f} ({r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}) | {r['baseline']} | {_count(r['params'])} | "
             f"{_count(r['macs'])} | {_count(r['elementwise'])} | {r['size_kb']:,} |"
         )
