@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,6 @@ class TimingPlan:
     runs: int = 30
     warmup: int = 5
     time_budget_s: float | None = None  # per (arch, runtime, threads) cell; replaces runs
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def calibrate_batchnorm(model: nn.Module, input_size: int, batches: int = 3) -> None:
@@ -194,8 +193,8 @@ def rotation(count: int, round_index: int) -> list[int]:
 
 def block_plan(models: int, plan: TimingPlan) -> list[int | float]:
     """Rounds (or seconds) of each block. The runtime sessions are created anew for every block, in
-    rotated order: measured here, the first ONNX Runtime session created ran ~5% slower than the rest
-    for the whole run, whichever model it held."""
+    rotated order: measured here, the first session created (ONNX Runtime or LiteRT) ran ~5% slower
+    than the rest for the whole run, whichever model it held."""
     if plan.time_budget_s:
         return [plan.time_budget_s / models] * models
     blocks = min(models, plan.runs)
@@ -313,7 +312,7 @@ def prepare_models(args: argparse.Namespace, formats: set[str], workdir: Path, p
     bundles = [Path(p) for p in _split(getattr(args, "bundle", None))]
     jobs: list[tuple[str, Any]] = [("checkpoint", p) for p in checkpoints] + [("bundle", p) for p in bundles]
     if not jobs or args.arch or args.variants:
-        variants = _split(args.variants or DEFAULT_VARIANTS)
+        variants = list(dict.fromkeys(_split(args.variants or DEFAULT_VARIANTS)))
         if "gap" not in variants:
             variants.insert(0, "gap")  # every ratio is to gap
         jobs += [("random", (arch, v)) for arch in _split(args.arch or DEFAULT_ARCH) for v in variants]
