@@ -48,12 +48,13 @@ import torch
 from torch import nn
 
 from deepsquare.runtime.bundle import BundleError, BundleMeta, load_bundle
+from deepsquare.runtime.files import size_on_disk, write_text_atomically
 from deepsquare.runtime.records import BenchRecord, record_from_times, this_machine
 from deepsquare.runtime.runners import LiteRTRunner, OnnxRunner, RuntimeUnavailable
 from deepsquare.train import build_model, count_parameters
 from deepsquare.train.checkpoint import load_checkpoint, model_from_checkpoint
 
-from .cli import ExportError, prepare_out, write_text_atomically
+from .cli import ExportError, prepare_out
 from .complexity import count_ops
 from .deploy import DeployError, deploy_transform
 from .formats import FORMATS, ConverterMissing
@@ -79,9 +80,7 @@ class BenchModel:
     elementwise: int | None = None
 
     def size_kb(self, fmt: str) -> int:
-        path = self.files[fmt]
-        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-        return round(size / 1024)
+        return round(size_on_disk(self.files[fmt]) / 1024)
 
 
 @dataclass
@@ -269,7 +268,8 @@ def time_models(models: list[BenchModel], plan: TimingPlan, progress: bool = Tru
         fmt = RUNNERS[runtime][0]
         base = baseline_index(group)
         for i, m in enumerate(group):
-            extra = {"batch": 1, "input_size": size, "format": fmt, "size_kb": m.size_kb(fmt), "params": m.params,
+            size_kb = m.size_kb(fmt)
+            extra = {"batch": 1, "input_size": size, "format": fmt, "size_kb": size_kb, "params": m.params,
                      "macs": m.macs, "elementwise": m.elementwise, "source": m.source, "name": m.name}  # fmt: skip
             record = record_from_times(times[i], model=arch, variant=m.variant, runtime=runtime, threads=t,
                                        warmup=plan.warmup, init_ms=init_ms[i], machine=machine,
@@ -279,7 +279,7 @@ def time_models(models: list[BenchModel], plan: TimingPlan, progress: bool = Tru
             ratios.append({"arch": arch, "input_size": size, "name": m.name, "variant": m.variant,
                            "runtime": runtime, "threads": t, "runs": rounds, "p50_ms": record.p50_ms, "ratio": ratio,
                            "ci95": [low, high], "baseline": group[base].name, "params": m.params, "macs": m.macs,
-                           "elementwise": m.elementwise, "size_kb": m.size_kb(fmt), "source": m.source})  # fmt: skip
+                           "elementwise": m.elementwise, "size_kb": size_kb, "source": m.source})  # fmt: skip
     bar.close()
     return {"machine": machine, "runs": plan.runs if not budget else None, "time_budget_s": budget,
             "warmup": plan.warmup, "records": [r.to_dict() for r in records], "ratios": ratios,

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from deepsquare.runtime.bundle import SIDECAR, BundleMeta
+from deepsquare.runtime.files import write_text_atomically
 from deepsquare.runtime.runners import RUNTIME_FOR_FORMAT, CoreMLRunner, RuntimeUnavailable, open_runner
 from deepsquare.train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from deepsquare.train.data import DataError, load_data
@@ -109,14 +110,6 @@ def move_into_place(staged: Path, final: Path) -> None:
     elif final.exists():
         final.unlink()
     os.replace(staged, final)
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; the apps and other users read it
-    os.replace(tmp, path)
 
 
 def run_export(

@@ -22,13 +22,14 @@ from typing import Any
 
 import torch
 
+from deepsquare.runtime.files import size_on_disk, write_text_atomically
 from deepsquare.train.bench_isqrt import run as time_isqrt
 from deepsquare.train.checkpoint import load_checkpoint
 from deepsquare.train.trainer import TrainConfig, TrainingError, train
 from deepsquare.train.zoo_table import markdown_table, parameter_rows
 
 from . import bench
-from .cli import ExportError, prepare_out, run_export, write_text_atomically
+from .cli import ExportError, prepare_out, run_export
 
 TORCHVISION_COUNTS = {
     "resnet18": 11_689_512,
@@ -60,9 +61,7 @@ def train_and_export(name: str, variant: str, stages: tuple[str, ...], args: arg
     ok, report = run_export(ckpt, ["onnx", "coreml", "tflite"], out / "export", log=lambda m: log(f"      {m}"))
     formats = {}
     for fmt, record in report["formats"].items():
-        file = out / "export" / record.get("file", "")
-        size = sum(p.stat().st_size for p in file.rglob("*") if p.is_file()) if file.is_dir() else (
-            file.stat().st_size if file.is_file() else 0)  # fmt: skip
+        size = size_on_disk(out / "export" / record.get("file", "")) if record.get("file") else 0
         parity = record.get("parity") or {}
         formats[fmt] = {"passed": record["passed"], "size_kb": round(size / 1024), "reason": record.get("reason", ""),
                         "max_abs_diff": parity.get("max_abs_diff"), "top1_agreement": parity.get("top1_agreement"),

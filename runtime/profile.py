@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from .benchmark_model import BenchmarkOutputError, parse_benchmark_output
+from .files import write_text_atomically
 from .records import BenchRecord, dump_records, record_from_times
 
 DEVICE_DIR = "/data/local/tmp/deepsquare"
@@ -175,11 +174,7 @@ def append_records(path: Path, records: list[BenchRecord]) -> None:
             existing = [BenchRecord.from_dict(r) for r in json.loads(path.read_text())]
         except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
             raise ProfileError(f"{path} is not a JSON list of benchmark records ({exc}); not touching it") from exc
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(dump_records(existing + records))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_text_atomically(path, dump_records(existing + records))
 
 
 if __name__ == "__main__":
