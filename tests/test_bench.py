@@ -216,7 +216,7 @@ def test_records_measured_elsewhere_join_the_report(tmp_path: Path, monkeypatch)
     from deepsquare.runtime.benchmark_model import parse_benchmark_output
     from deepsquare.runtime.records import dump_records
 
-    fixture = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "benchmark_model"
+    fixture = Path(__file__).resolve().parent / "fixtures" / "benchmark_model"
     phone = parse_benchmark_output((fixture / "android_logcat_percentiles.txt").read_text()).record(
         model="model.tflite", variant="sp+sex", machine="Pixel 7 (abc123)")  # fmt: skip
     phone.threads, phone.extra["use_gpu"] = 4, True

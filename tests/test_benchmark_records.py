@@ -8,8 +8,8 @@ import pytest
 from deepsquare.runtime.benchmark_model import BenchmarkOutputError, parse_benchmark_output
 from deepsquare.runtime.records import BenchRecord, percentile, record_from_times
 
-# Real outputs of several benchmark_model versions, in ../shared beside the repository (CI has it).
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "benchmark_model"
+# Real outputs of several benchmark_model versions (tests/fixtures/benchmark_model/README.md says where from).
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "benchmark_model"
 
 EXPECTED = {  # file: (runs, mean ms, min ms, init ms, warm-up runs, median ms, memory key, threads)
     "android_arm64_cpu_4threads.txt": (50, 249.684, 247.067, 16.242, 0, None, "peak_overall_mb", None),
