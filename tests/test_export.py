@@ -14,7 +14,8 @@ from export_helpers import write_checkpoint
 
 from deepsquare.export import cli as export_cli
 from deepsquare.export.deploy import DeployError, deploy_transform, fold_square_softmin
-from deepsquare.export.formats import ImageInputHead, tflite_metadata, tflite_op_names
+from deepsquare.export.formats import ImageInputHead
+from deepsquare.export.tflite_metadata import tflite_metadata, tflite_op_names
 from deepsquare.train import build_model, count_parameters
 from deepsquare.train.checkpoint import load_checkpoint, model_from_checkpoint
 from deepsquare.train.layers import NegSquare, SquareSoftmin
