@@ -16,20 +16,22 @@ import platform
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from deepsquare.runtime.bench_report import markdown_table as latency_table
+from deepsquare.runtime.bench_report import write_outputs
 from deepsquare.runtime.files import size_on_disk, write_text_atomically
+from deepsquare.runtime.latency import LatencyPlan, time_models
 from deepsquare.train.bench_isqrt import run as time_isqrt
-from deepsquare.train.checkpoint import load_checkpoint
+from deepsquare.train.checkpoint import Checkpoint
 from deepsquare.train.trainer import TrainConfig, TrainingError, train
 from deepsquare.train.zoo_table import markdown_table, parameter_rows
 
 from . import bench
-from .cli import ExportError, prepare_out, run_export
+from .pipeline import ExportError, ExportRequest, prepare_out, run_export
 
 TORCHVISION_COUNTS = {
     "resnet18": 11_689_512,
@@ -56,9 +58,10 @@ def train_and_export(name: str, variant: str, stages: tuple[str, ...], args: arg
                          lr=args.lr, dsop_stages=stages, out=str(out), seed=args.seed)  # fmt: skip
     ckpt = train(config, quiet=True)
     train_s = time.perf_counter() - started
-    metrics = load_checkpoint(ckpt)["metrics"][-1]
+    metrics = Checkpoint.load(ckpt).metrics[-1]
     log(f"    {name}: val top-1 {metrics['val_top1']:.1f}% after {args.epochs} epochs ({train_s:.0f} s); exporting")
-    ok, report = run_export(ckpt, ["onnx", "coreml", "tflite"], out / "export", log=lambda m: log(f"      {m}"))
+    request = ExportRequest(ckpt, ["onnx", "coreml", "tflite"], out / "export")
+    ok, report = run_export(request, log=lambda m: log(f"      {m}"))
     formats = {}
     for fmt, record in report["formats"].items():
         size = size_on_disk(out / "export" / record.get("file", "")) if record.get("file") else 0
@@ -81,11 +84,11 @@ def benchmark(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
             trained.append(bench.bundle_model(args.out / run["name"] / "export", formats, name=run["name"]))
         else:
             log(f"    {run['name']}: not timed, its export failed")
-    plan = bench.TimingPlan(runtimes=["onnxruntime", "litert"], threads=[1], runs=args.bench_runs, warmup=5)
+    plan = LatencyPlan(runs=args.bench_runs, warmup=5, runtimes=("onnxruntime", "litert"), threads=(1,))
     with tempfile.TemporaryDirectory(prefix="deepsquare-demo-") as tmp:
         imagenet = [bench.random_variant(ARCH, variant, 224, 1000, Path(tmp) / variant, formats)
                     for variant in dict.fromkeys(variant for _, variant, _ in RUNS)]  # fmt: skip
-        return bench.time_models(trained + imagenet, plan, progress=False)
+        return time_models(trained + imagenet, plan, progress=False)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -122,7 +125,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Latency: the exported models above, then ShuffleNetV2 x0.5 at 224x224 (1000 classes, random weights)",
         "",
-        bench.markdown_table(report["latency"]),
+        latency_table(report["latency"]),
         "Core ML latency is not measured here: Core ML predicts on macOS only "
         "(there: `deepsquare-profile ios model.mlpackage`). Phones: `deepsquare-profile android`.",
     ]
@@ -142,7 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench-runs", type=int, default=30, help="timed rounds per model (default 30)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", category=FutureWarning)  # converters' own deprecations
     try:
         prepare_out(args.out)
     except ExportError as exc:
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log("3/4 latency, batch 1, 1 thread, ONNX Runtime and LiteRT: the exported models, and the 224x224 ImageNet shape")
     latency = benchmark(runs, args)
-    bench.write_outputs(latency, args.out / "bench")
+    write_outputs(latency, args.out / "bench")
     for r in latency["ratios"]:
         log(
             f"    {r['arch']} {r['input_size']}px {r['name']:<15} {r['runtime']:<12} p50 {r['p50_ms']:6.2f} ms, "

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .bundle import BundleError, load_bundle
+from .formats import FORMATS
 from .preprocess import load_image, normalize_nchw
 from .runners import RuntimeUnavailable, open_runner, top_k
 
@@ -16,15 +17,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("images", nargs="+", help="image files (anything Pillow reads)")
     parser.add_argument(
         "--format",
-        choices=["onnx", "tflite", "coreml"],
-        help="which exported model to run (default: the first of onnx, tflite, coreml present)",
+        choices=list(FORMATS),
+        help=f"which exported model to run (default: the first of {', '.join(FORMATS)} that runs here)",
     )
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args(argv)
     try:
         _, meta = load_bundle(args.bundle)
-        fmt = args.format or next((f for f in ("onnx", "tflite", "coreml") if f in meta.formats), None)
+        runnable = [f for f in FORMATS if f in meta.formats and FORMATS[f].runs_here()]
+        fmt = args.format or next(iter(runnable or meta.formats), None)
         if fmt is None:
             raise BundleError(f"bundle {args.bundle} lists no model")
         runner, meta = open_runner(args.bundle, fmt, args.threads)

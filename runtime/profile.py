@@ -23,6 +23,7 @@ from pathlib import Path
 from .benchmark_model import BenchmarkOutputError, parse_benchmark_output
 from .files import write_text_atomically
 from .records import BenchRecord, dump_records, record_from_times
+from .timing import TimingPlan, time_interleaved
 
 DEVICE_DIR = "/data/local/tmp/deepsquare"
 
@@ -85,7 +86,7 @@ def parse_compute_units(text: str) -> list[str]:
 
 
 def profile_coreml(package: Path, compute_units: list[str], runs: int, warmup: int = 5) -> list[BenchRecord]:
-    """Time one .mlpackage under each compute-unit setting, interleaved run by run like deepsquare-bench."""
+    """Time one .mlpackage under each compute-unit setting with the protocol of deepsquare-bench."""
     if platform.system() != "Darwin":
         raise ProfileError(f"Core ML timing needs macOS (coremltools cannot predict on {platform.system()})")
     if not package.exists():
@@ -94,20 +95,21 @@ def profile_coreml(package: Path, compute_units: list[str], runs: int, warmup: i
     import numpy as np
     from PIL import Image
 
-    models, init_ms = [], []
-    for unit in compute_units:
-        start = time.perf_counter()
-        models.append(ct.models.MLModel(str(package), compute_units=getattr(ct.ComputeUnit, unit)))
-        init_ms.append((time.perf_counter() - start) * 1e3)
-    image_type = models[0].get_spec().description.input[0].type.imageType
+    first = ct.models.MLModel(str(package), compute_units=ct.ComputeUnit.CPU_ONLY)
+    image_type = first.get_spec().description.input[0].type.imageType
     image = Image.fromarray(np.zeros((image_type.height, image_type.width, 3), np.uint8))
-    times: list[list[float]] = [[] for _ in models]
-    for i in range(warmup + runs):
-        for model, unit_times in zip(models, times, strict=True):
+    del first
+
+    def opener(unit: str):
+        def open_model():
             start = time.perf_counter()
-            model.predict({"image": image})
-            if i >= warmup:
-                unit_times.append((time.perf_counter() - start) * 1e3)
+            model = ct.models.MLModel(str(package), compute_units=getattr(ct.ComputeUnit, unit))
+            return (lambda: model.predict({"image": image})), time.perf_counter() - start
+
+        return open_model
+
+    timing = time_interleaved([opener(u) for u in compute_units], TimingPlan(runs=runs, warmup=warmup))
+    times, init_ms = timing.times_ms, timing.init_ms
     machine = f"{platform.node()} (macOS {platform.mac_ver()[0]}, {platform.machine()})"
     return [record_from_times(t, model=package.name, variant=_variant_of(package), runtime="coreml", threads=None,
                               warmup=warmup, init_ms=ms, machine=machine, extra={"compute_units": unit})

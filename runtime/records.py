@@ -1,4 +1,4 @@
-"""The one benchmark record schema, wherever a latency was measured (SPEC.md).
+"""The one benchmark record schema, wherever a latency was measured.
 
 Local runtimes, the browser (``runtime="onnxruntime-web"``) and devices
 (``runtime="tflite-benchmark_model"``, ``"coreml"``) all write this record, so their rows

@@ -134,10 +134,10 @@ class CoreMLRunner:
         return np.stack(outputs)
 
 
-RUNTIME_FOR_FORMAT = {"onnx": "onnxruntime", "tflite": "litert", "coreml": "coreml"}
-
-
 def open_runner(bundle_dir: str | Path, fmt: str, threads: int = 0) -> tuple[Runner, BundleMeta]:
+    """The runner of one format of a bundle, chosen by the format table."""
+    from .formats import FORMATS  # the table names the runner classes above
+
     folder, meta = load_bundle(bundle_dir)
     if fmt not in meta.formats:
         have = ", ".join(meta.formats) or "none"
@@ -145,11 +145,7 @@ def open_runner(bundle_dir: str | Path, fmt: str, threads: int = 0) -> tuple[Run
     path = folder / meta.formats[fmt].file
     if not path.exists():
         raise BundleError(f"bundle {folder} lists {path.name}, which is missing")
-    if fmt == "onnx":
-        return OnnxRunner(path, threads), meta
-    if fmt == "tflite":
-        return LiteRTRunner(path, threads), meta
-    return CoreMLRunner(path, meta), meta
+    return FORMATS[fmt].open(path, meta, threads), meta
 
 
 def top_k(logits: np.ndarray, classes: list[str], k: int = 5) -> list[tuple[str, float]]:

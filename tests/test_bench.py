@@ -2,6 +2,7 @@
 end-to-end runs (no timing asserted)."""
 
 import argparse
+import dataclasses
 import json
 import math
 import subprocess
@@ -16,9 +17,11 @@ import torch
 from export_helpers import write_checkpoint
 
 from deepsquare.export import bench
-from deepsquare.export.cli import run_export
 from deepsquare.export.complexity import count_macs, count_ops
 from deepsquare.export.deploy import deploy_transform
+from deepsquare.export.pipeline import ExportRequest, run_export
+from deepsquare.runtime import bench_report, timing
+from deepsquare.runtime.formats import FORMATS
 from deepsquare.runtime.records import BenchRecord
 from deepsquare.train import build_model
 
@@ -67,9 +70,9 @@ def test_macs_of_resnet18_match_the_known_figure() -> None:
 
 
 def test_ratio_interval_is_the_geometric_mean_of_paired_rounds() -> None:
-    ratio, low, high = bench.ratio_interval([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
+    ratio, low, high = timing.ratio_interval([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
     assert (ratio, low, high) == (2.0, 2.0, 2.0)
-    ratio, low, high = bench.ratio_interval([1.1, 0.9, 1.2, 1.0], [1.0, 1.0, 1.0, 1.0])
+    ratio, low, high = timing.ratio_interval([1.1, 0.9, 1.2, 1.0], [1.0, 1.0, 1.0, 1.0])
     assert low < ratio < high and ratio == pytest.approx(math.exp(np.mean(np.log([1.1, 0.9, 1.2, 1.0]))))
 
 
@@ -88,6 +91,12 @@ class FakeRunner:
         return np.zeros((1, 10), np.float32)
 
 
+def use_runner(monkeypatch, runner_class) -> None:
+    """Time ONNX models with ``runner_class(path, threads)``: the format table is the injection point."""
+    fmt = dataclasses.replace(FORMATS["onnx"], open=lambda path, meta, threads: runner_class(path, threads))
+    monkeypatch.setitem(FORMATS, "onnx", fmt)
+
+
 def fake_args(**overrides):
     args = dict(arch="vanilla_cnn", variants="sp,ss", runtimes="onnxruntime", threads="1", input_size=16,
                 num_classes=10, runs=3, warmup=1, time_budget=None, checkpoint=None, bundle=None)  # fmt: skip
@@ -96,7 +105,7 @@ def fake_args(**overrides):
 
 def test_variants_are_timed_interleaved_in_rotating_order(monkeypatch) -> None:
     FakeRunner.calls, FakeRunner.created = [], []
-    monkeypatch.setitem(bench.RUNNERS, "onnxruntime", ("onnx", FakeRunner))
+    use_runner(monkeypatch, FakeRunner)
     result = bench.run_bench(fake_args(runs=6), progress=False)
     g, a, b = "00", "01", "02"  # gap is added first
     # Three blocks of two rounds; each block creates the sessions anew in rotated order, warms them up
@@ -113,7 +122,7 @@ def test_variants_are_timed_interleaved_in_rotating_order(monkeypatch) -> None:
 
 @pytest.mark.parametrize(("models", "runs", "blocks"), [(3, 7, [3, 2, 2]), (7, 3, [1, 1, 1]), (1, 5, [5])])
 def test_rounds_are_split_into_blocks(models: int, runs: int, blocks: list[int]) -> None:
-    assert bench.block_plan(models, bench.TimingPlan(["onnxruntime"], [1], runs=runs)) == blocks
+    assert timing.block_plan(models, timing.TimingPlan(runs=runs)) == blocks
 
 
 class SleepyRunner(FakeRunner):
@@ -124,23 +133,23 @@ class SleepyRunner(FakeRunner):
 
 def test_time_budget_replaces_the_run_count(monkeypatch) -> None:
     FakeRunner.calls = []
-    monkeypatch.setitem(bench.RUNNERS, "onnxruntime", ("onnx", SleepyRunner))
+    use_runner(monkeypatch, SleepyRunner)
     result = bench.run_bench(fake_args(runs=1000, warmup=0, time_budget=0.05), progress=False)
     rounds = {r["runs"] for r in result["ratios"]}
     # 3 blocks of 0.05/3 s, rounds of 3 x 4 ms: about 2 rounds a block; whole rounds, the same for every model.
     assert len(rounds) == 1 and 3 <= rounds.pop() <= 9
     assert len(FakeRunner.calls) % 3 == 0
     assert result["time_budget_s"] == 0.05 and result["runs"] is None
-    assert "0.05 s of interleaved rounds per cell" in bench.markdown_table(result)
+    assert "0.05 s of interleaved rounds per cell" in bench_report.markdown_table(result)
 
 
 def test_checkpoints_and_bundles_are_timed_with_their_cost(tmp_path: Path, monkeypatch) -> None:
     FakeRunner.calls = []
-    monkeypatch.setitem(bench.RUNNERS, "onnxruntime", ("onnx", FakeRunner))
     gap_ckpt = write_checkpoint(tmp_path / "gap", "vanilla_cnn", "gap")
     sq_ckpt = write_checkpoint(tmp_path / "sq", "vanilla_cnn", "sp+ss")
-    ok, _ = run_export(sq_ckpt, ["onnx"], tmp_path / "sq" / "export", log=lambda m: None)
+    ok, _ = run_export(ExportRequest(sq_ckpt, ["onnx"], tmp_path / "sq" / "export"), log=lambda m: None)
     assert ok
+    use_runner(monkeypatch, FakeRunner)  # after the export: its parity gate runs the real ONNX Runtime
     meta = json.loads((tmp_path / "sq" / "export" / "model.json").read_text())
     deploy_model = deployed("vanilla_cnn", "sp+ss", 32)
     expected = count_ops(deploy_model, 32)
@@ -158,7 +167,7 @@ def test_checkpoints_and_bundles_are_timed_with_their_cost(tmp_path: Path, monke
 
 def test_a_bundle_without_the_runtimes_format_is_one_line(tmp_path: Path) -> None:
     ckpt = write_checkpoint(tmp_path, "vanilla_cnn", "gap")
-    assert run_export(ckpt, ["onnx"], tmp_path / "export", log=lambda m: None)[0]
+    assert run_export(ExportRequest(ckpt, ["onnx"], tmp_path / "export"), log=lambda m: None)[0]
     result = subprocess.run([sys.executable, "-m", "deepsquare.export.bench", "--bundle", str(tmp_path / "export"),
                              "--runtimes", "litert", "--quiet", "--out", str(tmp_path / "bench")],
                             capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -183,7 +192,8 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
         (v, rt) for v in ("gap", "sp+ss") for rt in ("onnxruntime", "litert")}  # fmt: skip
     assert "| vanilla_cnn | 16 | sp+ss | litert | 1 |" in result.stdout
     header = (tmp_path / "bench.csv").read_text().splitlines()[0]
-    assert header == ",".join(bench.CSV_FIELDS) and header.startswith("arch,input_size,name,variant,runtime,threads")
+    assert header == ",".join(bench_report.CSV_FIELDS)
+    assert header.startswith("arch,input_size,name,variant,runtime,threads")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
@@ -222,10 +232,10 @@ def test_records_measured_elsewhere_join_the_report(tmp_path: Path, monkeypatch)
     phone.threads, phone.extra["use_gpu"] = 4, True
     records = tmp_path / "phone.json"
     records.write_text(dump_records([phone]))
-    monkeypatch.setitem(bench.RUNNERS, "onnxruntime", ("onnx", FakeRunner))
+    use_runner(monkeypatch, FakeRunner)
     result = bench.run_bench(fake_args(variants="gap", add_records=str(records)), progress=False)
     assert [BenchRecord.from_dict(r) for r in result["records_elsewhere"]] == [phone]
-    table = bench.markdown_table(result)
+    table = bench_report.markdown_table(result)
     assert "Measured elsewhere" in table
     assert f"| model.tflite | sp+sex | tflite-benchmark_model | Pixel 7 (abc123) | 4 | {phone.p50_ms:.2f} | " in table
     assert table.rstrip().endswith("| use_gpu=True |")

@@ -152,7 +152,10 @@ def test_coreml_timing_loop_interleaves_compute_units(tmp_path: Path, monkeypatc
     package.mkdir()
     (tmp_path / "model.json").write_text(json.dumps({"variant": "sp+ss"}))
     records = profile_module.profile_coreml(package, ["CPU_ONLY", "ALL"], runs=3, warmup=1)
-    assert calls == ["CPU_ONLY", "ALL"] * 4
+    # The protocol of deepsquare-bench: 3 rounds in 2 blocks (2 + 1), models re-created per block, one warm-up
+    # round after each creation, the order rotating every round.
+    c, a = "CPU_ONLY", "ALL"
+    assert calls == [c, a, c, a, a, c, c, a, c, a]
     assert [(r.extra["compute_units"], r.runs, r.warmup, r.runtime, r.variant) for r in records] == [
         ("CPU_ONLY", 3, 1, "coreml", "sp+ss"), ("ALL", 3, 1, "coreml", "sp+ss")]  # fmt: skip
     assert all(BenchRecord.from_dict(r.to_dict()) == r for r in records)

@@ -13,8 +13,9 @@ import torch
 from export_helpers import write_checkpoint
 
 from deepsquare.export import cli as export_cli
+from deepsquare.export import pipeline
+from deepsquare.export.converters import ImageInputHead
 from deepsquare.export.deploy import DeployError, deploy_transform, fold_square_softmin
-from deepsquare.export.formats import ImageInputHead
 from deepsquare.export.tflite_metadata import tflite_metadata, tflite_op_names
 from deepsquare.train import build_model, count_parameters
 from deepsquare.train.checkpoint import load_checkpoint, model_from_checkpoint
@@ -210,12 +211,12 @@ def test_tflite_input_is_nhwc_and_resnet_has_no_transpose(tmp_path: Path, arch: 
 
 # --- the gate and bad input ---------------------------------------------------------------
 def test_parity_failure_exits_nonzero_and_leaves_no_file(tmp_path: Path, monkeypatch) -> None:
-    real = export_cli.compare
+    real = pipeline.compare
 
     def skewed(fmt, runtime, precision, got, reference):
         return real(fmt, runtime, precision, got * 1.01, reference)  # a 1% error in the runtime
 
-    monkeypatch.setattr(export_cli, "compare", skewed)
+    monkeypatch.setattr(pipeline, "compare", skewed)
     ckpt = write_checkpoint(tmp_path, "vanilla_cnn", "gap")
     out = tmp_path / "out"
     assert export_cli.main([str(ckpt), "--to", "onnx", "--out", str(out)]) == 1

@@ -51,8 +51,8 @@ def test_int8_io_quantization_round_trips() -> None:
 def test_int8_export_is_a_full_integer_graph(tmp_path: Path) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
+    from deepsquare.export.converters import export_tflite
     from deepsquare.export.deploy import deploy_transform
-    from deepsquare.export.formats import export_tflite
     from deepsquare.runtime.bundle import BundleMeta
     from deepsquare.train import build_model
 

@@ -98,3 +98,53 @@ def model_from_checkpoint(data: dict[str, Any]) -> SquareNet:
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint weights do not fit its model spec: {str(exc).splitlines()[0]}") from exc
     return model.eval()
+
+
+# TEMPORARY SHIM (lead's local testing; replaced by the train-side restructure)
+from dataclasses import dataclass, field  # noqa: E402
+
+
+@dataclass
+class Checkpoint:
+    spec: ModelSpec
+    state_dict: dict
+    classes: list
+    input_size: int
+    mean: tuple
+    std: tuple
+    data: str = ""
+    epoch: int | None = None
+    metrics: list = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path):
+        d = load_checkpoint(path)
+        return cls(
+            d["model_spec"],
+            d["state_dict"],
+            list(d["classes"]),
+            int(d["input_size"]),
+            tuple(d["mean"]),
+            tuple(d["std"]),
+            str(d.get("data", "")),
+            d.get("epoch"),
+            d.get("metrics", []),
+            d.get("provenance", {}),
+        )
+
+    def build_model(self):
+        return model_from_checkpoint({"model_spec": self.spec, "state_dict": self.state_dict})
+
+    def bundle_meta(self):
+        return {
+            "arch": self.spec.arch,
+            "variant": self.spec.variant,
+            "classes": list(self.classes),
+            "input_size": self.input_size,
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+        }
+
+    def normalize(self, images):
+        return (images - torch.tensor(self.mean).view(1, 3, 1, 1)) / torch.tensor(self.std).view(1, 3, 1, 1)

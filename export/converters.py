@@ -1,32 +1,45 @@
-"""One table of export formats, one function per format (the Ultralytics way).
+"""One converter function per format (the Ultralytics way); the formats' facts are the table
+in ``deepsquare.runtime.formats``.
 
-Every function writes into ``folder`` (a temporary folder the caller later moves into
-place) and returns facts for the report. Converters are imported inside the function, so
-a missing one is a clear error naming the extra to install.
+Every converter writes ``FORMATS[name].file`` into ``folder`` (a staging folder the caller
+later moves into place) and returns facts for the report. ``meta`` is read, never changed: it
+already lists this format's entry, so formats that embed metadata embed the final one.
+Converter modules are imported inside the function, so a missing one is a clear error naming
+the extra to install; their chatter is hidden by the caller (``deepsquare.export.quiet``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import logging
-import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from deepsquare.runtime.bundle import BundleMeta, FormatEntry
+from deepsquare.runtime.bundle import BundleMeta
+from deepsquare.runtime.formats import FORMATS
 
 from .tflite_metadata import add_tflite_metadata, tflite_op_names
 
 
 class ConverterMissing(RuntimeError):
     """A converter this format needs is not installed."""
+
+
+Converter = Callable[..., dict[str, Any]]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converter(name: str) -> Callable[[Converter], Converter]:
+    """Register the converter of format ``name`` (a row of ``deepsquare.runtime.formats.FORMATS``)."""
+
+    def register(fn: Converter) -> Converter:
+        CONVERTERS[name] = fn
+        return fn
+
+    return register
 
 
 def need(module: str, extra: str) -> Any:
@@ -39,11 +52,12 @@ def need(module: str, extra: str) -> Any:
 
 
 # --- ONNX -------------------------------------------------------------------------------
+@converter("onnx")
 def export_onnx(model: nn.Module, example: Tensor, folder: Path, meta: BundleMeta, **_: Any) -> dict[str, Any]:
     onnx = need("onnx", "onnx")
     need("onnxscript", "onnx")
     onnxsim = need("onnxsim", "onnx")
-    path = folder / "model.onnx"
+    path = folder / FORMATS["onnx"].file
     batch = torch.export.Dim("batch", min=1, max=4096)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
@@ -52,8 +66,8 @@ def export_onnx(model: nn.Module, example: Tensor, folder: Path, meta: BundleMet
             (example,),
             dynamo=True,
             external_data=False,
-            input_names=["input"],
-            output_names=["logits"],
+            input_names=[FORMATS["onnx"].input_name],
+            output_names=[FORMATS["onnx"].output_name],
             dynamic_shapes=({0: batch},),
             verbose=False,
         )
@@ -68,7 +82,6 @@ def export_onnx(model: nn.Module, example: Tensor, folder: Path, meta: BundleMet
         graph.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(graph)
     onnx.save(graph, str(path))
-    meta.formats["onnx"] = FormatEntry("model.onnx", "NCHW", "input", "logits")
     return {
         "file": path.name,
         "nodes_before_simplify": nodes_before,
@@ -79,6 +92,7 @@ def export_onnx(model: nn.Module, example: Tensor, folder: Path, meta: BundleMet
 
 
 # --- TFLite -----------------------------------------------------------------------------
+@converter("tflite")
 def export_tflite(
     model: nn.Module,
     example: Tensor,
@@ -88,15 +102,12 @@ def export_tflite(
     calibration: Tensor | None = None,
     **_: Any,
 ) -> dict[str, Any]:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before the converter loads TF's C++ logging
     litert_torch = need("litert_torch", "tflite")
     need("ai_edge_litert", "tflite")
-    path = folder / "model.tflite"
+    path = folder / FORMATS["tflite"].file
     # NHWC in and out of the graph, so the converter emits no TRANSPOSE for the input.
     nhwc_model = litert_torch.to_channel_last_io(model, args=[0]).eval()
     sample = example[:1].permute(0, 2, 3, 1).contiguous()
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    litert_torch.progress.config.show_progress = False
     edge = litert_torch.convert(nhwc_model, (sample,))
     with tempfile.TemporaryDirectory() as tmp:
         float_path = Path(tmp) / "float.tflite"
@@ -107,7 +118,6 @@ def export_tflite(
     labels = "\n".join(meta.classes).encode()
     buf = add_tflite_metadata(buf, {"deepsquare_bundle": meta.to_json().encode(), "labels.txt": labels})
     path.write_bytes(buf)
-    meta.formats["tflite"] = FormatEntry("model.tflite", "NHWC", "input", "logits", precision)
     ops = tflite_op_names(buf)
     return {"file": path.name, "precision": precision, "op_types": sorted(set(ops)), "op_count": len(ops)}
 
@@ -127,22 +137,6 @@ def quantize_int8(float_path: Path, calibration_nchw: Tensor) -> bytes:
 
 
 # --- Core ML ----------------------------------------------------------------------------
-@contextlib.contextmanager
-def muted_progress_bars():
-    """coremltools draws a tqdm bar per compiler pass; mute tqdm for the conversion only."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        yield
-        return
-    original = tqdm.__init__
-    tqdm.__init__ = functools.partialmethod(original, disable=True)
-    try:
-        yield
-    finally:
-        tqdm.__init__ = original
-
-
 class ImageInputHead(nn.Module):
     """Core ML's ImageType gives one scale and per-channel biases, but training divided by
     a per-channel std: so the image arrives as RGB in [0, 1] and (x - mean) / std happens
@@ -158,31 +152,27 @@ class ImageInputHead(nn.Module):
         return torch.softmax(self.model((image - self.mean) * self.inv_std), dim=1)
 
 
+@converter("coreml")
 def export_coreml(model: nn.Module, example: Tensor, folder: Path, meta: BundleMeta, **_: Any) -> dict[str, Any]:
     ct = need("coremltools", "coreml")
-    logging.getLogger("coremltools").setLevel(logging.ERROR)  # int64->int32 index notes
-    path = folder / "model.mlpackage"
+    path = folder / FORMATS["coreml"].file
     wrapped = ImageInputHead(model, meta.mean, meta.std).eval()
     image = torch.rand(1, 3, meta.input_size, meta.input_size)
     image_type = ct.ImageType(
         name="image", shape=image.shape, scale=1 / 255.0, bias=[0.0, 0.0, 0.0], color_layout=ct.colorlayout.RGB
     )
     program = torch.export.export(wrapped, (image,)).run_decompositions({})
-    with muted_progress_bars():
-        mlmodel = ct.convert(
-            program,
-            inputs=[image_type],
-            classifier_config=ct.ClassifierConfig(list(meta.classes), predicted_feature_name="classLabel"),
-            convert_to="mlprogram",
-            minimum_deployment_target=ct.target.iOS16,
-            compute_precision=ct.precision.FLOAT32,
-        )
+    mlmodel = ct.convert(
+        program,
+        inputs=[image_type],
+        classifier_config=ct.ClassifierConfig(list(meta.classes), predicted_feature_name="classLabel"),
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS16,
+        compute_precision=ct.precision.FLOAT32,
+    )
     mlmodel.user_defined_metadata.update(meta.flat_metadata())
     mlmodel.short_description = f"deepsquare {meta.arch} {meta.variant}"
     mlmodel.save(str(path))
-    meta.formats["coreml"] = FormatEntry(
-        "model.mlpackage", "image", "image", "classLabel_probs", extra={"outputs": "classLabel + probabilities"}
-    )
     return {"file": path.name, **coreml_structure(path, meta)}
 
 
@@ -230,19 +220,3 @@ def _program_labels(spec: Any) -> list[str]:
                     items = op.inputs["classes"].arguments[0].value.immediateValue.list.values
                     return [s for item in items for s in item.immediateValue.tensor.strings.values]
     return []
-
-
-@dataclass(frozen=True)
-class ExportFormat:
-    name: str
-    file: str
-    extra: str
-    runtime: str
-    fn: Callable[..., dict[str, Any]]
-
-
-FORMATS: dict[str, ExportFormat] = {
-    "onnx": ExportFormat("onnx", "model.onnx", "onnx", "onnxruntime", export_onnx),
-    "coreml": ExportFormat("coreml", "model.mlpackage", "coreml", "coreml", export_coreml),
-    "tflite": ExportFormat("tflite", "model.tflite", "tflite", "litert", export_tflite),
-}

@@ -1,0 +1,275 @@
+"""The export pipeline: checkpoint -> deploy model -> each format, converted and verified.
+
+The deploy transform (DSoP branches stripped, Square-Softmin folded into the FC, BatchNorm
+fused, dropout removed) is checked against the training model first. Each format is then
+converted in a staging folder, run in its own runtime against the PyTorch deploy model (a
+fixed random batch plus real samples of the checkpoint's data set when it can be loaded),
+and moved into ``out`` only when it passes. Where a runtime cannot run here (Core ML off
+macOS) the program's structure is validated and the report says numeric parity was not run.
+
+Everything about a format comes from the table in ``deepsquare.runtime.formats`` and its
+converter function in ``deepsquare.export.converters``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepsquare.runtime.bundle import SIDECAR, BundleMeta, FormatEntry
+from deepsquare.runtime.files import write_text_atomically
+from deepsquare.runtime.formats import FORMATS, Format
+from deepsquare.runtime.runners import RuntimeUnavailable
+from deepsquare.train.checkpoint import Checkpoint, CheckpointError
+from deepsquare.train.data import DataError, load_data
+
+from .complexity import count_ops
+from .converters import CONVERTERS, ConverterMissing
+from .deploy import deploy_transform
+from .parity import ParityResult, compare
+from .quiet import quiet
+
+RANDOM_SAMPLES = 8  # a fixed random batch leads every parity check
+REPORT = "export_report.json"
+
+
+class ExportError(RuntimeError):
+    """A problem with the request itself (bad --to, unwritable --out, missing converter)."""
+
+
+@dataclass
+class ExportRequest:
+    checkpoint: Path
+    formats: list[str]
+    out: Path
+    precision: str = "fp32"  # applied to the formats that offer it; the others stay at their default
+    calib: str | None = None  # --data spec of int8 calibration images (default: the checkpoint's data)
+    samples: int = 32  # real images in the parity check
+    verbose: bool = False  # show the converters' own output
+
+
+@dataclass
+class FormatOutcome:
+    passed: bool
+    reason: str = ""
+    parity: ParityResult | None = None
+    note: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_formats(text: str) -> list[str]:
+    names = list(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    if names == ["all"]:
+        return list(FORMATS)
+    if "all" in names:
+        raise ExportError(f"--to all already means {', '.join(FORMATS)}; give 'all' alone or a list of formats")
+    for name in names:
+        if name not in FORMATS:
+            close = difflib.get_close_matches(name, [*FORMATS, "all"], n=1, cutoff=0.4)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ExportError(f"unknown format {name!r}{hint}; valid: {', '.join(FORMATS)}, all")
+    if not names:
+        raise ExportError(f"--to needs a format: {', '.join(FORMATS)}, all")
+    return names
+
+
+def precision_for(fmt: Format, asked: str) -> str:
+    return asked if asked in fmt.precisions else fmt.precisions[0]
+
+
+def check_request(request: ExportRequest) -> None:
+    """Everything that can be refused in a second, before any converter is imported."""
+    for name in request.formats:
+        if name not in FORMATS:
+            raise ExportError(f"unknown format {name!r}; valid: {', '.join(FORMATS)}")
+    offered = [n for n in request.formats if request.precision in FORMATS[n].precisions]
+    if not offered:
+        by_format = "; ".join(f"{n}: {', '.join(FORMATS[n].precisions)}" for n in request.formats)
+        raise ExportError(f"precision {request.precision!r} is offered by none of {', '.join(request.formats)} "
+                          f"({by_format})")  # fmt: skip
+    if request.samples < 0:
+        raise ExportError(f"--samples must be >= 0, got {request.samples}")
+    for name in request.formats:
+        missing = FORMATS[name].missing_modules()
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            extra = FORMATS[name].extra
+            raise ConverterMissing(f"{', '.join(missing)} {verb} not installed: pip install 'deepsquare[{extra}]'")
+    if not request.checkpoint.is_file():
+        what = "is not a file" if request.checkpoint.exists() else "does not exist"
+        raise CheckpointError(f"checkpoint {request.checkpoint} {what}")
+    prepare_out(request.out)
+
+
+def prepare_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise ExportError(f"cannot write to --out {out}: {exc.strerror or exc}") from exc
+
+
+def parity_inputs(ckpt: Checkpoint, samples: int, seed: int = 0) -> tuple[torch.Tensor, str]:
+    """A fixed random batch, plus real validation images when the data set can be loaded."""
+    size = ckpt.input_size
+    batch = torch.randn(RANDOM_SAMPLES, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    if samples == 0:
+        return batch, f"{RANDOM_SAMPLES} random"
+    try:
+        data = load_data(ckpt.data, size, seed)
+    except (DataError, OSError, ValueError):
+        return batch, f"{RANDOM_SAMPLES} random"
+    real = data.val.images[:samples]
+    return torch.cat([batch, ckpt.normalize(real)]), f"{RANDOM_SAMPLES} random + {len(real)} from {data.name}"
+
+
+def calibration_batch(spec: str | None, ckpt: Checkpoint, count: int = 64) -> torch.Tensor:
+    data = load_data(spec or ckpt.data, ckpt.input_size)
+    return ckpt.normalize(data.train.images[:count])
+
+
+def move_into_place(staged: Path, final: Path) -> None:
+    if final.is_dir() and not final.is_symlink():
+        shutil.rmtree(final)
+    elif final.exists():
+        final.unlink()
+    os.replace(staged, final)
+
+
+def bundle_meta(ckpt: Checkpoint, request: ExportRequest, cost: dict[str, int]) -> BundleMeta:
+    return BundleMeta(
+        **ckpt.bundle_meta(),
+        provenance={"checkpoint": str(request.checkpoint), "epoch": ckpt.epoch, "data": ckpt.data,
+                    "trained_with": ckpt.provenance, "cost": cost},
+    )  # fmt: skip
+
+
+def format_entry(fmt: Format, precision: str) -> FormatEntry:
+    return FormatEntry(fmt.file, fmt.layout, fmt.input_name, fmt.output_name, precision, {"outputs": fmt.outputs})
+
+
+def verify(fmt: Format, staging: Path, meta: BundleMeta, inputs: torch.Tensor, reference: np.ndarray,
+           precision: str, info: dict[str, Any], judged: slice) -> FormatOutcome:  # fmt: skip
+    """Run the staged file in its runtime against the deploy model's outputs."""
+    outcome = FormatOutcome(passed=True, info=info)
+    problems = list(info.get("structure_problems", []))
+    if not fmt.runs_here():
+        outcome.note = f"numeric parity: not run (needs {'macOS' if fmt.runs_on == 'Darwin' else fmt.runs_on})"
+        outcome.passed, outcome.reason = not problems, "; ".join(problems)
+        return outcome
+    write_text_atomically(staging / SIDECAR, meta.to_json())
+    try:
+        runner = fmt.open(staging / fmt.file, meta, 0)
+        got = runner.run(inputs.numpy())
+    except RuntimeUnavailable as exc:
+        outcome.note = f"numeric parity: not run ({exc})"
+        outcome.passed, outcome.reason = not problems, "; ".join(problems)
+        return outcome
+    except Exception as exc:  # the runtime rejects the model: this format fails
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return FormatOutcome(False, f"{fmt.runtime} could not run it: {first}", info=info)
+    expected = reference if fmt.outputs == "logits" else torch.softmax(torch.from_numpy(reference), 1).numpy()
+    outcome.parity = compare(fmt.name, fmt.runtime, precision, got[judged], expected[judged])
+    if not outcome.parity.passed:
+        problems.append(outcome.parity.reason)
+    outcome.passed, outcome.reason = not problems, "; ".join(problems)
+    return outcome
+
+
+def convert_and_verify(fmt: Format, deployed: torch.nn.Module, inputs: torch.Tensor, reference: np.ndarray,
+                       staging: Path, meta: BundleMeta, precision: str, calibration: torch.Tensor | None,
+                       has_real: bool, verbose: bool) -> FormatOutcome:  # fmt: skip
+    meta_with_entry = BundleMeta(**{**meta.__dict__, "formats": {fmt.name: format_entry(fmt, precision)}})
+    with quiet(verbose) as captured:
+        try:
+            info = CONVERTERS[fmt.name](deployed, inputs[:2], staging, meta_with_entry, precision=precision,
+                                        calibration=calibration)  # fmt: skip
+        except ConverterMissing:
+            raise
+        except Exception as exc:  # a converter failure is this format's failure, not the run's
+            failure = exc
+        else:
+            failure = None
+    if failure is not None:
+        return FormatOutcome(False, f"conversion failed: {failure}", info={"converter_output": captured.tail()})
+    # Quantized models are calibrated on real images: judge them on those alone.
+    judged = slice(RANDOM_SAMPLES, None) if precision != "fp32" and has_real else slice(None)
+    with quiet(verbose):
+        return verify(fmt, staging, meta_with_entry, inputs, reference, precision, info, judged)
+
+
+def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tuple[bool, dict[str, Any]]:
+    """Export ``request.checkpoint`` to each format; (all passed, the report written to ``out``)."""
+    started = time.perf_counter()
+    check_request(request)
+    ckpt = Checkpoint.load(request.checkpoint)
+    model = ckpt.build_model()
+    inputs, inputs_desc = parity_inputs(ckpt, request.samples)
+    deployed, deploy_report = deploy_transform(model, inputs)
+    log(
+        f"deploy: stripped {deploy_report.stripped_branches or 'no'} DSoP branches, "
+        f"Square-Softmin fold: {deploy_report.folded_softmin or 'none'}, "
+        f"{deploy_report.fused_batchnorms} BN fused, params {deploy_report.params_training:,} -> "
+        f"{deploy_report.params_deploy:,}; logits match (max diff {deploy_report.max_abs_diff:.2g})"
+    )
+    ops = count_ops(deployed, ckpt.input_size)
+    meta = bundle_meta(ckpt, request, {"params": deploy_report.params_deploy, "macs": ops.macs,
+                                       "elementwise": ops.elementwise})  # fmt: skip
+    with torch.no_grad():
+        reference = deployed(inputs).numpy()
+    report: dict[str, Any] = {"checkpoint": str(request.checkpoint), "deploy": deploy_report.as_dict(),
+                              "parity_inputs": inputs_desc, "formats": {}}  # fmt: skip
+    needs_calibration = any(precision_for(FORMATS[n], request.precision) == "int8" for n in request.formats)
+    calibration = calibration_batch(request.calib, ckpt) if needs_calibration else None
+    staging = Path(tempfile.mkdtemp(dir=request.out, prefix=".staging-"))
+    all_ok = True
+    try:
+        for name in request.formats:
+            fmt = FORMATS[name]
+            precision = precision_for(fmt, request.precision)
+            t0 = time.perf_counter()
+            outcome = convert_and_verify(fmt, deployed, inputs, reference, staging, meta, precision, calibration,
+                                         len(inputs) > RANDOM_SAMPLES, request.verbose)  # fmt: skip
+            seconds = time.perf_counter() - t0
+            record = {"passed": outcome.passed, "reason": outcome.reason, "convert_s": round(seconds, 2),
+                      "precision": precision, **outcome.info}  # fmt: skip
+            if outcome.parity is not None:
+                record["parity"] = outcome.parity.as_dict()
+            if outcome.note:
+                record["note"] = outcome.note
+            report["formats"][name] = record
+            if outcome.passed:
+                move_into_place(staging / fmt.file, request.out / fmt.file)
+                meta.formats[name] = format_entry(fmt, precision)
+                parity = outcome.parity
+                detail = (f"max abs diff {parity.max_abs_diff:.2g}, top-1 agreement {parity.top1_agreement:.0%}"
+                          if parity else outcome.note)  # fmt: skip
+                log(f"{name}: ok ({request.out / fmt.file}; {detail}; {seconds:.1f} s)")
+            else:
+                all_ok = False
+                if outcome.reason.startswith("conversion failed: "):
+                    first = outcome.reason.removeprefix("conversion failed: ").strip().splitlines() or ["?"]
+                    log(f"{name}: FAILED to convert: {first[0]} - no {fmt.file} written")
+                else:
+                    log(f"{name}: FAILED parity: {outcome.reason} - no {fmt.file} written")
+        report["wall_s"] = round(time.perf_counter() - started, 1)
+        report["machine"] = {"platform": platform.platform(), "torch": str(torch.__version__)}
+        if meta.formats:
+            write_text_atomically(request.out / SIDECAR, meta.to_json())
+        write_text_atomically(request.out / REPORT, json.dumps(report, indent=2, default=str) + "\n")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return all_ok, report

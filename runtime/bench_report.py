@@ -1,0 +1,137 @@
+"""The latency report: bench.json, bench.csv, bench.md and bench.png from one result (no torch here).
+
+A result is what ``deepsquare.runtime.latency.time_models`` returns, plus
+``records_elsewhere``: records measured on a phone, a Mac or in a browser (the same schema),
+shown in a table of their own.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from .files import write_text_atomically
+from .records import BenchRecord
+
+
+def load_records(paths: list[Path]) -> list[dict[str, Any]]:
+    """Records measured elsewhere (deepsquare-profile --json, another bench.json), validated."""
+    records = []
+    for path in paths:
+        try:
+            data = json.loads(path.read_text())
+            rows = data["records"] if isinstance(data, dict) else data
+            records += [BenchRecord.from_dict(r).to_dict() for r in rows]
+        except OSError as exc:
+            raise ValueError(f"cannot read --add-records {path}: {exc.strerror or exc}") from exc
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError(f"--add-records {path} is not a list of benchmark records ({exc})") from exc
+    return records
+
+
+def _count(value: int | None) -> str:
+    return f"{value:,}" if value is not None else "-"
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    how = (f"{result['time_budget_s']:g} s of interleaved rounds per cell" if result.get("time_budget_s")
+           else f"{result['runs']} interleaved rounds")  # fmt: skip
+    lines = [
+        f"Batch 1, {how} ({result['warmup']} warm-up rounds each time sessions are created), {result['machine']}. "
+        "Ratio: geometric mean of per-round ratios to the baseline, 95% interval; one containing 1 means no "
+        "measured difference.",
+        "",
+        "| arch | px | model | runtime | threads | p50 ms | ratio (95% CI) | vs | params | MACs | elementwise "
+        "| file KB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["ratios"]:
+        lines.append(
+            f"| {r['arch']} | {r['input_size']} | {r['name']} | {r['runtime']} | {r['threads']} | {r['p50_ms']:.3g} | "
+            f"{r['ratio']:.3f} ({r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}) | {r['baseline']} | {_count(r['params'])} | "
+            f"{_count(r['macs'])} | {_count(r['elementwise'])} | {r['size_kb']:,} |"
+        )
+    if result.get("records_elsewhere"):
+        lines += ["", "Measured elsewhere (--add-records: devices, browsers, Core ML):", "",
+                  "| model | variant | runtime | machine | threads | p50 ms | mean ms | min ms | init ms | setting |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in result["records_elsewhere"]:
+            extra = r.get("extra", {})
+            setting = ", ".join(f"{k}={extra[k]}" for k in ("compute_units", "use_gpu", "use_xnnpack", "backend")
+                                if k in extra)  # fmt: skip
+            cells = [_ms(r.get(k)) for k in ("p50_ms", "mean_ms", "min_ms", "init_ms")]
+            lines.append(f"| {r['model']} | {r['variant']} | {r['runtime']} | {r['machine']} | "
+                         f"{r['threads'] if r['threads'] is not None else '-'} | " + " | ".join(cells)
+                         + f" | {setting or '-'} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None and not math.isnan(value) else "-"
+
+
+CSV_FIELDS = ["arch", "input_size", "name", "variant", "runtime", "threads", "runs", "p50_ms", "ratio", "ci95_low",
+              "ci95_high", "baseline", "params", "macs", "elementwise", "size_kb", "source"]  # fmt: skip
+
+
+def write_outputs(result: dict[str, Any], out: Path) -> None:
+    """bench.json, bench.csv, bench.md, bench.png; each written whole or not at all."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(out / "bench.json", json.dumps(result, indent=2) + "\n")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for r in result["ratios"]:
+        row = {k: v for k, v in r.items() if k != "ci95"}
+        writer.writerow({**row, "ci95_low": r["ci95"][0], "ci95_high": r["ci95"][1]})
+    write_text_atomically(out / "bench.csv", buffer.getvalue())
+    write_text_atomically(out / "bench.md", markdown_table(result))
+    plot(result, out / "bench.png")
+
+
+def plot(result: dict[str, Any], path: Path) -> bool:
+    """Overhead vs baseline per runtime (with 95% intervals), and p50 latency vs params."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("deepsquare-bench: matplotlib is not installed, no bench.png (pip install 'deepsquare[bench]')")
+        return False
+    rows = result["ratios"]
+    series = list(dict.fromkeys((r["arch"], r["runtime"], r["threads"]) for r in rows))
+    names = list(dict.fromkeys(r["name"] for r in rows))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    width = 0.8 / max(1, len(series))
+    for k, key in enumerate(series):
+        picked = {r["name"]: r for r in rows if (r["arch"], r["runtime"], r["threads"]) == key}
+        shown = [n for n in names if n in picked]
+        label = f"{key[0]} {key[1]} {key[2]}t"
+        ratio = [picked[n]["ratio"] for n in shown]
+        err = [[picked[n]["ratio"] - picked[n]["ci95"][0] for n in shown],
+               [picked[n]["ci95"][1] - picked[n]["ratio"] for n in shown]]  # fmt: skip
+        left.bar([names.index(n) + k * width for n in shown], ratio, width, yerr=err, capsize=2, label=label)
+        with_params = [n for n in shown if picked[n]["params"] is not None]
+        right.scatter([picked[n]["params"] for n in with_params], [picked[n]["p50_ms"] for n in with_params],
+                      label=label)  # fmt: skip
+    left.axhline(1.0, color="black", linewidth=0.8)
+    left.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(names))], names, rotation=30)
+    left.set_ylabel("latency / baseline latency (95% CI)")
+    left.set_title("overhead vs baseline (gap)")
+    right.set_xscale("log")
+    right.set_xlabel("parameters")
+    right.set_ylabel("p50 latency (ms)")
+    right.set_title("latency vs params")
+    for axis in (left, right):
+        axis.legend(fontsize=7)
+    fig.tight_layout()
+    partial = path.with_name(f".{path.name}.partial.png")
+    fig.savefig(partial, dpi=110)
+    plt.close(fig)
+    partial.replace(path)
+    return True
