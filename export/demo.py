@@ -25,12 +25,12 @@ from deepsquare.runtime.bench_report import markdown_table as latency_table
 from deepsquare.runtime.bench_report import write_outputs
 from deepsquare.runtime.files import size_on_disk, write_text_atomically
 from deepsquare.runtime.latency import LatencyPlan, time_models
-from deepsquare.train.bench_isqrt import run as time_isqrt
 from deepsquare.train.checkpoint import Checkpoint
 from deepsquare.train.trainer import TrainConfig, TrainingError, train
 from deepsquare.train.zoo_table import markdown_table, parameter_rows
 
 from . import bench
+from .bench_isqrt import run as time_isqrt
 from .pipeline import ExportError, ExportRequest, prepare_out, run_export
 
 TORCHVISION_COUNTS = {

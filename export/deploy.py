@@ -1,26 +1,26 @@
 """The deploy transform: training model -> the graph that ships.
 
-1. strip every DSoP branch (the backbone's route to its logits is untouched);
+1. strip every DSoP branch (the backbone's route to its logits is untouched; "Detachable
+   Second-order Pooling: Towards High Performance First-order Networks", arXiv:2006.00809);
 2. fold Square-Softmin into the last FC: ``W' = sqrt(|s|) W``, ``b' = sqrt(|s|) b``, head
-   ``-(W'h + b')^2`` (SPEC.md; the paper's "merge the absolute values into the FC");
-3. fuse every BatchNorm into the convolution before it;
+   ``-(W'h + b')^2`` (DeepSquare, arXiv:1906.04979: "merge the absolute values into the FC");
+3. fuse every BatchNorm into the convolution before it (the pairs each model declares);
 4. drop dropout; eval mode.
 
-Each step is checked on the spot against the training model's main head in eval mode.
+Each module owns its deploy form (``SquareSoftmin.fold_into``, ``SquareNet.conv_bn_pairs``); this
+file only runs them in order on a copy and checks the result against the training model's main
+head in eval mode.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from deepsquare.train import count_parameters
-from deepsquare.train.layers import NegSquare, SquareSoftmin
 from deepsquare.train.models import SquareNet
 
 # float32 round-off on logits of moderate size; BN fusion reorders a few products.
@@ -47,44 +47,6 @@ class DeployReport:
         return dict(self.__dict__)
 
 
-def fold_square_softmin(model: SquareNet) -> str | None:
-    """Fold ``|s|`` into ``fc`` in place; return "shared"/"per-class", or None without SS."""
-    if not isinstance(model.softmin, SquareSoftmin):
-        return None
-    root = model.softmin.scale.detach().abs().sqrt()  # (1,) or (num_classes,)
-    with torch.no_grad():
-        model.fc.weight.mul_(root[:, None])
-        model.fc.bias.mul_(root)
-    kind = "per-class" if model.softmin.per_class else "shared"
-    model.softmin = NegSquare()
-    return kind
-
-
-def _fuse_pairs_in(module: nn.Module) -> int:
-    """Fuse conv->BN pairs among ``module``'s direct children; return how many."""
-    fused = 0
-    if isinstance(module, nn.Sequential):
-        children = list(module._modules.items())
-        for (name, conv), (next_name, bn) in itertools.pairwise(children):
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                module._modules[name] = fuse_conv_bn_eval(conv, bn)
-                module._modules[next_name] = nn.Identity()
-                fused += 1
-        return fused
-    # ResNet naming: conv1/bn1, conv2/bn2, conv3/bn3 on the same module
-    for index in (1, 2, 3):
-        conv, bn = getattr(module, f"conv{index}", None), getattr(module, f"bn{index}", None)
-        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-            setattr(module, f"conv{index}", fuse_conv_bn_eval(conv, bn))
-            setattr(module, f"bn{index}", nn.Identity())
-            fused += 1
-    return fused
-
-
-def fuse_batchnorms(model: nn.Module) -> int:
-    return sum(_fuse_pairs_in(m) for m in list(model.modules()))
-
-
 def remove_dropout(model: nn.Module) -> int:
     removed = 0
     for parent in list(model.modules()):
@@ -96,17 +58,17 @@ def remove_dropout(model: nn.Module) -> int:
 
 
 def deploy_transform(model: SquareNet, check_inputs: Tensor) -> tuple[SquareNet, DeployReport]:
-    """A deploy copy of ``model`` (which is left as it is) and what was done to it."""
-    reference_model = model.eval()
-    with torch.no_grad():
-        reference = reference_model(check_inputs)
+    """A deploy copy of ``model`` and what was done to it. ``model`` is left exactly as it was, its
+    train/eval mode included (the reference logits come from an eval-mode copy)."""
     report = DeployReport(params_training=count_parameters(model))
     deployed = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        reference = deployed(check_inputs)
     report.stripped_branches = list(deployed.dsop.keys()) if deployed.dsop is not None else []
     deployed.strip_dsop()
     report.params_backbone = count_parameters(deployed)
-    report.folded_softmin = fold_square_softmin(deployed)
-    report.fused_batchnorms = fuse_batchnorms(deployed)
+    report.folded_softmin = deployed.fold_square_softmin()
+    report.fused_batchnorms = deployed.fuse_batchnorms()
     report.removed_dropouts = remove_dropout(deployed)
     report.params_deploy = count_parameters(deployed)
     with torch.no_grad():

@@ -14,7 +14,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_bench_isqrt_prints_a_table_and_the_ratio() -> None:
-    result = run("deepsquare.train.bench_isqrt", "--batch", "2", "--dim", "8", "--runs", "2", "--warmup", "0")
+    result = run("deepsquare.export.bench_isqrt", "--batch", "2", "--dim", "8", "--runs", "2", "--warmup", "0")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[1].split() == ["method", "median", "ms", "p90", "ms", "min", "ms"]
@@ -23,7 +23,7 @@ def test_bench_isqrt_prints_a_table_and_the_ratio() -> None:
 
 
 def test_bench_isqrt_refuses_bad_sizes() -> None:
-    result = run("deepsquare.train.bench_isqrt", "--dim", "0")
+    result = run("deepsquare.export.bench_isqrt", "--dim", "0")
     assert result.returncode == 2
     assert "must be >= 1" in result.stderr and "Traceback" not in result.stderr
 

@@ -15,11 +15,12 @@ from export_helpers import write_checkpoint
 from deepsquare.export import cli as export_cli
 from deepsquare.export import pipeline
 from deepsquare.export.converters import ImageInputHead
-from deepsquare.export.deploy import DeployError, deploy_transform, fold_square_softmin
+from deepsquare.export.deploy import DeployError, deploy_transform
 from deepsquare.export.tflite_metadata import tflite_metadata, tflite_op_names
 from deepsquare.train import build_model, count_parameters
-from deepsquare.train.checkpoint import load_checkpoint, model_from_checkpoint
+from deepsquare.train.checkpoint import Checkpoint
 from deepsquare.train.layers import NegSquare, SquareSoftmin
+from deepsquare.train.models import SquareNet
 
 
 def export(*args: str) -> subprocess.CompletedProcess:
@@ -39,7 +40,7 @@ def test_square_softmin_fold_equals_the_unfolded_head(per_class: bool) -> None:
         model.softmin.scale.copy_(torch.linspace(-1.5, 2.5, model.softmin.scale.numel()))
     h = torch.randn(5, 128)
     unfolded = model.softmin(model.fc(h))
-    assert fold_square_softmin(model) == ("per-class" if per_class else "shared")
+    assert model.fold_square_softmin() == ("per-class" if per_class else "shared")
     assert isinstance(model.softmin, NegSquare)
     folded = model.softmin(model.fc(h))
     torch.testing.assert_close(folded, unfolded, rtol=1e-5, atol=1e-6)
@@ -49,10 +50,11 @@ def test_square_softmin_fold_equals_the_unfolded_head(per_class: bool) -> None:
 @pytest.mark.parametrize("arch", ["resnet18", "shufflenetv2_x0_5", "vanilla_cnn"])
 def test_deploy_strips_folds_fuses_and_matches(tmp_path: Path, arch: str) -> None:
     stages = {"resnet18": ("layer3", "layer4"), "shufflenetv2_x0_5": ("stage3",), "vanilla_cnn": ("layer3",)}[arch]
-    ckpt = load_checkpoint(write_checkpoint(tmp_path, arch, "sp+ss", {"stages": stages, "dim": 8}))
-    model = model_from_checkpoint(ckpt)
+    model = Checkpoint.load(write_checkpoint(tmp_path, arch, "sp+ss", {"stages": stages, "dim": 8})).build_model()
+    model.train()
     x = torch.randn(4, 3, 32, 32)
     deployed, report = deploy_transform(model, x)
+    assert model.training  # the caller's model keeps its mode
     assert report.stripped_branches == list(stages)
     assert report.folded_softmin == "shared" and report.removed_dropouts == 1
     bns = sum(isinstance(m, torch.nn.BatchNorm2d) for m in build_model(arch, "sp+ss", 10, stem="cifar").modules())
@@ -73,8 +75,8 @@ def test_a_wrong_fold_is_caught(tmp_path: Path, monkeypatch) -> None:
         model.softmin = NegSquare()
         return "shared"
 
-    monkeypatch.setattr("deepsquare.export.deploy.fold_square_softmin", fold_twice)
-    model = model_from_checkpoint(load_checkpoint(write_checkpoint(tmp_path, "vanilla_cnn", "sp+ss")))
+    monkeypatch.setattr(SquareNet, "fold_square_softmin", fold_twice)
+    model = Checkpoint.load(write_checkpoint(tmp_path, "vanilla_cnn", "sp+ss")).build_model()
     with pytest.raises(DeployError, match="deploy model differs from the training model"):
         deploy_transform(model, torch.randn(4, 3, 32, 32))
     ckpt = write_checkpoint(tmp_path, "vanilla_cnn", "sp+ss")

@@ -12,12 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepsquare.train.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    model_from_checkpoint,
-    save_checkpoint,
-)
+from deepsquare.train.checkpoint import Checkpoint, CheckpointError, save_checkpoint
 from deepsquare.train.data import load_data
 from deepsquare.train.trainer import TrainConfig, TrainingError, train
 
@@ -35,7 +30,7 @@ def train_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(path)["state_dict"]
+    return Checkpoint.load(path).state_dict
 
 
 def assert_same_weights(a: Path, b: Path) -> None:
@@ -75,12 +70,12 @@ def test_outputs_metrics_and_checkpoint_contents(tmp_path: Path) -> None:
         + 0.3 * float(r["train_loss_dsop_layer3"])
     )
     assert float(r["train_loss"]) == pytest.approx(total, rel=1e-4)
-    ckpt = load_checkpoint(path)
-    assert ckpt["classes"] == [f"grating_{d}deg" for d in range(0, 180, 18)]
-    assert ckpt["input_size"] == 16 and len(ckpt["mean"]) == len(ckpt["std"]) == 3
-    assert ckpt["model_spec"].dsop.stages == ("layer2", "layer3") and ckpt["model_spec"].variant == "sp+ss"
-    assert ckpt["epoch"] == 2 and ckpt["provenance"]["torch"] == torch.__version__
-    model = model_from_checkpoint(ckpt)
+    ckpt = Checkpoint.load(path)
+    assert ckpt.classes == [f"grating_{d}deg" for d in range(0, 180, 18)]
+    assert ckpt.input_size == 16 and len(ckpt.mean) == len(ckpt.std) == 3
+    assert ckpt.spec.dsop.stages == ("layer2", "layer3") and ckpt.spec.variant == "sp+ss"
+    assert ckpt.epoch == 2 and ckpt.provenance["torch"] == torch.__version__
+    model = ckpt.build_model()
     assert isinstance(model(torch.randn(1, 3, 16, 16)), torch.Tensor)
 
 
@@ -101,7 +96,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> No
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     assert not (killed_dir / "model.ckpt").exists()
-    epoch_at_kill = load_checkpoint(killed_dir / "last.ckpt")["epoch"]
+    epoch_at_kill = Checkpoint.load(killed_dir / "last.ckpt").epoch
     assert epoch_at_kill < 4
     resumed = train_cli(*args, "--out", str(killed_dir), "--resume")
     assert resumed.returncode == 0, resumed.stderr
@@ -126,7 +121,7 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint_intact(tmp_path: Pa
     with pytest.raises(TrainingError, match=message):
         train(TrainConfig(**args, epochs=3), quiet=True, resume=True)
     assert (tmp_path / "last.ckpt").read_bytes() == before
-    assert load_checkpoint(tmp_path / "last.ckpt")["epoch"] == 1
+    assert Checkpoint.load(tmp_path / "last.ckpt").epoch == 1
     assert (tmp_path / "model.ckpt").read_bytes() == before  # the first run's final model, untouched
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -215,13 +210,13 @@ def test_cifar_batches_load_and_a_code_carrying_batch_is_refused(tmp_path: Path)
 
 def test_checkpoint_loading_refuses_bad_files_without_running_them(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
-        load_checkpoint(tmp_path / "missing.ckpt")
+        Checkpoint.load(tmp_path / "missing.ckpt")
     (tmp_path / "random.ckpt").write_bytes(os.urandom(2048))
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        load_checkpoint(tmp_path / "random.ckpt")
+        Checkpoint.load(tmp_path / "random.ckpt")
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "state_dict.pt")
     with pytest.raises(CheckpointError, match=r"not a deepsquare checkpoint .found a plain state dict"):
-        load_checkpoint(tmp_path / "state_dict.pt")
+        Checkpoint.load(tmp_path / "state_dict.pt")
 
     class Evil:
         def __reduce__(self):
@@ -231,7 +226,7 @@ def test_checkpoint_loading_refuses_bad_files_without_running_them(tmp_path: Pat
     with pytest.raises(
         CheckpointError, match=r"pickled objects that safe loading refuses .it was not run.: it wants posix.system$"
     ):
-        load_checkpoint(tmp_path / "evil.ckpt")
+        Checkpoint.load(tmp_path / "evil.ckpt")
     assert not (tmp_path / "pwned").exists()
 
 
@@ -240,7 +235,7 @@ def test_truncated_checkpoint_is_refused_and_atomic_save_leaves_no_temp(tmp_path
     data = path.read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated"):
-        load_checkpoint(tmp_path / "cut.ckpt")
+        Checkpoint.load(tmp_path / "cut.ckpt")
     with pytest.raises(ValueError, match="lacks"):
         save_checkpoint(tmp_path / "x.ckpt", {"spec": {}})
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -274,7 +269,7 @@ def test_progress_bar_shows_epoch_loss_and_throughput(tmp_path: Path) -> None:
 
 def test_bench_dsop_prints_the_ratio() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "deepsquare.train.bench_dsop", "--arch", "vanilla_cnn", "--variant", "sp",
+        [sys.executable, "-m", "deepsquare.export.bench_dsop", "--arch", "vanilla_cnn", "--variant", "sp",
          "--stages", "layer3", "--dim", "8", "--batch", "4", "--runs", "2", "--warmup", "0"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deepsquare.train.checkpoint import load_checkpoint
+from deepsquare.train.checkpoint import Checkpoint
 from deepsquare.train.trainer import lr_at
 
 
@@ -24,10 +24,10 @@ def test_two_process_gloo_run_writes_one_checkpoint(tmp_path: Path) -> None:
     assert "2 process(es) on cpu" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == str(out / "model.ckpt")
     assert sorted(p.name for p in out.iterdir()) == ["best.ckpt", "last.ckpt", "metrics.csv", "model.ckpt"]
-    ckpt = load_checkpoint(out / "model.ckpt")
-    assert ckpt["provenance"]["world_size"] == 2 and ckpt["epoch"] == 2
+    ckpt = Checkpoint.load(out / "model.ckpt")
+    assert ckpt.provenance["world_size"] == 2 and ckpt.epoch == 2
     # 128 images / (16 per process x 2 processes) = 4 steps per epoch, so the last step's
     # learning rate is the schedule's at global step 8 of 8 (warm-up: a tenth of 2 epochs).
     expected_lr = lr_at(7, 8, round(0.2 * 4), 0.4 * 16 / 1024)
-    assert ckpt["metrics"][-1]["lr"] == pytest.approx(expected_lr, rel=1e-4)
+    assert ckpt.metrics[-1]["lr"] == pytest.approx(expected_lr, rel=1e-4)
     assert "train_loss_dsop_layer3" in (out / "metrics.csv").read_text().splitlines()[0]

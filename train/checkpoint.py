@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .files import write_atomically
 from .models import SquareNet, build_from_spec
 from .spec import ModelSpec
 
@@ -32,22 +33,11 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Atomically write ``payload`` (plus format tags) to ``path``."""
-    path = Path(path)
     data = {"format": FORMAT, "version": VERSION, **payload}
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise ValueError(f"checkpoint payload lacks {', '.join(missing)}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(Path(path), lambda f: torch.save(data, f))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -87,64 +77,73 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def model_from_checkpoint(data: dict[str, Any]) -> SquareNet:
-    """Rebuild the model of a loaded checkpoint (eval mode) and load its weights strictly."""
-    try:
-        model = build_from_spec(data["model_spec"])
-    except ValueError as exc:
-        raise CheckpointError(f"checkpoint describes a model this deepsquare cannot build: {exc}") from exc
-    try:
-        model.load_state_dict(data["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint weights do not fit its model spec: {str(exc).splitlines()[0]}") from exc
-    return model.eval()
-
-
-# TEMPORARY SHIM (lead's local testing; replaced by the train-side restructure)
-from dataclasses import dataclass, field  # noqa: E402
-
-
 @dataclass
 class Checkpoint:
+    """A loaded checkpoint: the model's spec and weights, what its inputs are, where it came from.
+
+    ``extra`` keeps what only training reads back (optimizer state, the train config, the best
+    top-1 so far), so a resumed run continues exactly.
+    """
+
     spec: ModelSpec
-    state_dict: dict
-    classes: list
+    state_dict: dict[str, torch.Tensor]
+    classes: list[str]
     input_size: int
-    mean: tuple
-    std: tuple
-    data: str = ""
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    data: str = ""  # the --data spec it was trained on
     epoch: int | None = None
-    metrics: list = field(default_factory=list)
-    provenance: dict = field(default_factory=dict)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path):
-        d = load_checkpoint(path)
+    def load(cls, path: str | os.PathLike) -> Checkpoint:
+        """Read and validate; :class:`CheckpointError` with a one-line reason otherwise."""
+        data = load_checkpoint(path)
+        known = {"format", "version", "spec", "model_spec", "state_dict", "classes", "input_size", "mean", "std",
+                 "data", "epoch", "metrics", "provenance"}  # fmt: skip
         return cls(
-            d["model_spec"],
-            d["state_dict"],
-            list(d["classes"]),
-            int(d["input_size"]),
-            tuple(d["mean"]),
-            tuple(d["std"]),
-            str(d.get("data", "")),
-            d.get("epoch"),
-            d.get("metrics", []),
-            d.get("provenance", {}),
-        )
+            spec=data["model_spec"], state_dict=data["state_dict"], classes=list(data["classes"]),
+            input_size=int(data["input_size"]), mean=tuple(data["mean"]), std=tuple(data["std"]),
+            data=str(data.get("data") or ""), epoch=data.get("epoch"), metrics=list(data.get("metrics", [])),
+            provenance=dict(data.get("provenance", {})), extra={k: v for k, v in data.items() if k not in known},
+        )  # fmt: skip
 
-    def build_model(self):
-        return model_from_checkpoint({"model_spec": self.spec, "state_dict": self.state_dict})
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write atomically, in the on-disk layout every deepsquare version reads."""
+        return save_checkpoint(path, {
+            "spec": self.spec.to_dict(), "state_dict": self.state_dict, "classes": list(self.classes),
+            "input_size": self.input_size, "mean": list(self.mean), "std": list(self.std), "data": self.data,
+            "epoch": self.epoch, "metrics": self.metrics, "provenance": self.provenance, **self.extra,
+        })  # fmt: skip
 
-    def bundle_meta(self):
-        return {
-            "arch": self.spec.arch,
-            "variant": self.spec.variant,
-            "classes": list(self.classes),
-            "input_size": self.input_size,
-            "mean": [float(v) for v in self.mean],
-            "std": [float(v) for v in self.std],
-        }
+    def build_model(self) -> SquareNet:
+        """The model, rebuilt from the spec, weights loaded strictly, in eval mode."""
+        try:
+            model = build_from_spec(self.spec)
+        except ValueError as exc:
+            raise CheckpointError(f"checkpoint describes a model this deepsquare cannot build: {exc}") from exc
+        try:
+            model.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"checkpoint weights do not fit its model spec: {str(exc).splitlines()[0]}") from exc
+        return model.eval()
 
-    def normalize(self, images):
-        return (images - torch.tensor(self.mean).view(1, 3, 1, 1)) / torch.tensor(self.std).view(1, 3, 1, 1)
+    def bundle_meta(self) -> dict[str, Any]:
+        """What the deployed bundle repeats (``deepsquare.runtime.bundle.BundleMeta(**meta)``)."""
+        return {"arch": self.spec.arch, "variant": self.spec.variant, "classes": list(self.classes),
+                "input_size": self.input_size, "mean": [float(v) for v in self.mean],
+                "std": [float(v) for v in self.std]}  # fmt: skip
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """NCHW images in [0, 1] -> ``(x - mean) / std``: the one normalisation of training and export."""
+        return normalize(images, self.mean, self.std)
+
+
+def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """``(x - mean) / std`` per channel of an NCHW batch in [0, 1]."""
+    shape = (1, len(mean), 1, 1)
+    return (images - torch.tensor(mean, device=images.device).view(shape)) / torch.tensor(
+        std, device=images.device
+    ).view(shape)

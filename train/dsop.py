@@ -1,4 +1,5 @@
-"""Detachable second-order pooling (DSoP) training branches (dsop.txt, sec. III-A)."""
+"""Detachable second-order pooling (DSoP) training branches ("Detachable Second-order Pooling: Towards High Performance
+First-order Networks", arXiv:2006.00809, sec. III-A)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""iSQRT-COV: covariance pooling normalized by Newton-Schulz iterations (SPEC.md, dsop.txt).
+"""iSQRT-COV: covariance pooling normalized by Newton-Schulz iterations.
+
+"Towards Faster Training of Global Covariance Pooling Networks by Iterative Matrix Square Root
+Normalization" (arXiv:1712.01034), as the DSoP branches use it (arXiv:2006.00809).
 
 Plain differentiable matrix products, no custom ``autograd.Function``, so autograd
 handles the backward pass and the code stays traceable.

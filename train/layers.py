@@ -1,4 +1,8 @@
-"""The DeepSquare modules and their baselines, one small layer each (deepsquare.txt, sec. 4).
+"""The DeepSquare modules and their baselines, one small layer each.
+
+DeepSquare: "DeepSquare: Boosting the Learning Power of Deep Convolutional Neural Networks with
+Elementwise Square Operators" (arXiv:1906.04979), sections 3-4; SE: "Squeeze-and-Excitation
+Networks" (arXiv:1709.01507) and "Variations of Squeeze and Excitation networks" (arXiv:2304.06502).
 
 Every layer here is plain tensor arithmetic, so that the deploy graph exports to ONNX,
 Core ML and TFLite without custom ops.
@@ -67,6 +71,16 @@ class SquareSoftmin(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return -self.scale.abs() * (x * x)
 
+    @torch.no_grad()
+    def fold_into(self, fc: nn.Linear) -> NegSquare:
+        """The deploy form: ``|s| (W h + b)^2 = (sqrt|s| W h + sqrt|s| b)^2``, so ``W' = sqrt|s| W``,
+        ``b' = sqrt|s| b`` (in place) and the head becomes ``-(W' h + b')^2``: the scale op disappears."""
+        root = self.scale.detach().abs().sqrt()  # (1,) or (num_classes,)
+        fc.weight.mul_(root[:, None])
+        if fc.bias is not None:
+            fc.bias.mul_(root)
+        return NegSquare()
+
 
 class NegSquare(nn.Module):
     """``y = -x^2``: what a Square-Softmin becomes once its scales are folded into the FC."""
@@ -106,7 +120,8 @@ class SqueezeExcitation(nn.Module):
     """SE (Hu et al.) and its variants: GAP -> 1x1 convs with ReLU between -> sigmoid -> scale.
 
     ``widths`` are the hidden widths: ``(C//r,)`` is the classic SE; the variants of
-    se-variants.txt only change this tuple (see :func:`se_hidden_widths`).
+    "Variations of Squeeze and Excitation networks" (arXiv:2304.06502) only change this tuple (see
+    :func:`se_hidden_widths`).
     """
 
     def __init__(self, channels: int, widths: tuple[int, ...]) -> None:
@@ -144,22 +159,3 @@ def se_hidden_widths(kind: str, channels: int, reduction: int = 16) -> tuple[int
     if kind not in table:
         raise ValueError(f"unknown SE kind {kind!r}; valid: {', '.join(table)}")
     return table[kind]
-
-
-def make_pool(name: str) -> nn.Module:
-    """The global pooling before the classifier, by variant name."""
-    return {"gap": GlobalAvgPool, "sp": SquarePooling, "gem": GeMPooling}[name]()
-
-
-def make_attention(name: str | None, channels: int, se_reduction: int = 16) -> nn.Module:
-    """The per-block channel attention on a main-branch output, by variant name."""
-    if name is None:
-        return nn.Identity()
-    if name == "sex":
-        return SquareExcitation()
-    return SqueezeExcitation(channels, se_hidden_widths(name, channels, se_reduction))
-
-
-def make_encoding(enabled: bool) -> nn.Module:
-    """Square-Encoding: an EleSquare before a block's last spatial conv, or nothing."""
-    return EleSquare() if enabled else nn.Identity()

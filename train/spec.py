@@ -10,7 +10,7 @@ from .variants import Variant, parse_variant
 
 @dataclass(frozen=True)
 class DSoPSpec:
-    """Detachable second-order pooling branches (dsop.txt, sec. III).
+    """Detachable second-order pooling branches (DSoP, arXiv:2006.00809, sec. III).
 
     ``stages`` names backbone stages (``layer1``..``layer4`` for ResNet, ``stage2``..``stage4``
     for ShuffleNetV2, ``layer1``..``layer3`` for the vanilla CNN). Each branch: ``blocks``

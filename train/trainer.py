@@ -1,7 +1,8 @@
-"""The training loop behind ``deepsquare-train`` (the paper's recipe by default).
+"""The training loop behind ``deepsquare-train`` (the papers' recipe by default).
 
 SGD with Nesterov momentum 0.9, linear warm-up then cosine decay, weight decay per arch,
-dropout 0.2 before the FC for DeepSquare variants, DSoP loss ``alpha*L + sum beta_i*L_i``.
+dropout 0.2 before the FC for DeepSquare variants (DeepSquare, arXiv:1906.04979), DSoP loss
+``alpha*L + sum beta_i*L_i`` (Detachable Second-order Pooling, arXiv:2006.00809).
 Deterministic on CPU: the data order, augmentation and dropout of epoch ``e`` are seeded
 from ``(seed, e)``, so an interrupted run resumed from its last checkpoint ends with the
 same weights as an uninterrupted one. Under ``torchrun`` it trains with DDP (gloo on CPU,
@@ -15,7 +16,6 @@ import io
 import math
 import os
 import platform
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -28,9 +28,10 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, CheckpointError, normalize
 from .data import DataBundle, augment, load_data
-from .models import build_from_spec
+from .files import copy_atomically, write_text_atomically
+from .models import ARCHS, SquareNet, build_from_spec
 from .spec import DSoPSpec, ModelSpec
 from .variants import parse_variant
 
@@ -74,11 +75,9 @@ class TrainConfig:
         if c.warmup_epochs is None:
             c.warmup_epochs = 5.0 if c.epochs >= 50 else c.epochs / 10
         if c.weight_decay is None:
-            c.weight_decay = 4e-5 if c.arch.startswith("shufflenet") else 1e-4
+            c.weight_decay = ARCHS[c.arch].weight_decay if c.arch in ARCHS else 1e-4
         if c.dropout is None:
-            v = parse_variant(c.variant)
-            deepsquare = v.pool == "sp" or v.square_softmin or v.attention == "sex" or v.square_encoding
-            c.dropout = 0.2 if deepsquare else 0.0
+            c.dropout = 0.2 if parse_variant(c.variant).is_deepsquare else 0.0
         if c.stem is None:
             c.stem = "cifar" if c.input_size <= 64 else "imagenet"
         return c
@@ -188,12 +187,6 @@ def check_out_dir(out: Path) -> None:
         raise TrainingError(f"cannot write to --out {out}: {exc.strerror or exc}") from exc
 
 
-def normalize(images: Tensor, data: DataBundle) -> Tensor:
-    mean = torch.tensor(data.mean, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(data.std, device=images.device).view(1, 3, 1, 1)
-    return (images - mean) / std
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, data: DataBundle, ctx: Dist, batch_size: int) -> dict[str, float]:
     """Main-head loss, top-1 and top-5 on the validation set (each rank a shard, then summed)."""
@@ -203,7 +196,7 @@ def evaluate(model: nn.Module, data: DataBundle, ctx: Dist, batch_size: int) -> 
     k = min(5, len(data.classes))
     for start in range(0, len(idx), batch_size):
         b = idx[start : start + batch_size]
-        x = normalize(data.val.images[b].to(ctx.device), data)
+        x = normalize(data.val.images[b].to(ctx.device), data.mean, data.std)
         y = data.val.labels[b].to(ctx.device)
         logits = model(x)
         topk = logits.topk(k, dim=1).indices
@@ -234,9 +227,170 @@ def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue())
-    os.replace(tmp, path)
+    write_text_atomically(path, buffer.getvalue())
+
+
+def dsop_loss(logits: Tensor, branch_logits: list[Tensor], targets: Tensor, dsop: DSoPSpec | None,
+              label_smoothing: float = 0.0) -> tuple[Tensor, Tensor, list[Tensor]]:  # fmt: skip
+    """``L = alpha L_main + sum_i beta_i L_i`` (DSoP, arXiv:2006.00809, eq. 6): (total, main, per branch)."""
+    main = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+    branches = [F.cross_entropy(b, targets, label_smoothing=label_smoothing) for b in branch_logits]
+    total = (dsop.main_weight if dsop else 1.0) * main
+    for beta, branch in zip(dsop.loss_weights if dsop else (), branches, strict=True):
+        total = total + beta * branch
+    return total, main, branches
+
+
+@dataclass
+class Run:
+    """What a run carries from epoch to epoch."""
+
+    config: TrainConfig  # as given (saved for --resume)
+    cfg: TrainConfig  # resolved
+    data: DataBundle
+    spec: ModelSpec
+    model: SquareNet
+    net: nn.Module  # the model, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    steps: int  # per epoch
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    start_epoch: int = 0
+    best_top1: float = -1.0
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.epochs * self.steps
+
+    @property
+    def warmup_steps(self) -> int:
+        return round((self.cfg.warmup_epochs or 0) * self.steps)
+
+
+def start_run(config: TrainConfig, ctx: Dist, resume: bool, last_path: Path) -> Run:
+    """Config (resumed or new), data, model and optimizer, ready for the first epoch to run."""
+    state: Checkpoint | None = None
+    if resume:
+        if not last_path.exists():
+            raise TrainingError(f"--resume: no {last_path} to resume from")
+        state = Checkpoint.load(last_path)
+        saved = TrainConfig.from_dict(state.extra["train_config"])
+        # A resumed run keeps its recipe; only the length may be extended.
+        saved.epochs, saved.out, saved.device = config.epochs, config.out, config.device
+        config = saved
+    cfg = config.resolved()
+    data = load_data(cfg.data, cfg.input_size, cfg.seed)
+    if len(data.train) < cfg.batch_size * ctx.world:
+        raise TrainingError(
+            f"{cfg.data} has {len(data.train)} training images, fewer than one batch "
+            f"({cfg.batch_size} x {ctx.world} processes); lower --batch-size"
+        )
+    torch.manual_seed(cfg.seed)
+    spec = cfg.model_spec(len(data.classes))
+    model = build_from_spec(spec) if state is None else state.build_model()
+    model.to(ctx.device)
+    optimizer = torch.optim.SGD(param_groups(model, cfg.weight_decay or 0.0), lr=cfg.lr or 0.0,
+                                momentum=cfg.momentum, nesterov=True)  # fmt: skip
+    net: nn.Module = model
+    if ctx.world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.index is not None else None
+        )
+    run = Run(config, cfg, data, spec, model, net, optimizer, len(data.train) // (cfg.batch_size * ctx.world))
+    if state is not None:
+        optimizer.load_state_dict(state.extra["optimizer"])
+        run.metrics, run.start_epoch, run.best_top1 = list(state.metrics), state.epoch or 0, state.extra["best_top1"]
+        if run.start_epoch >= cfg.epochs:
+            raise TrainingError(f"{last_path} already finished epoch {run.start_epoch}; pass --epochs > "
+                                f"{run.start_epoch}")  # fmt: skip
+    return run
+
+
+def stop_if_not_finite(loss: Tensor, ctx: Dist, epoch: int, step: int, global_step: int, last_path: Path) -> None:
+    """EleSquare is not Lipschitz: a diverging run stops at once, naming the step and what was kept."""
+    finite = torch.tensor([float(torch.isfinite(loss).item())])
+    if ctx.world > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    if finite.item() < 1:
+        kept = (f"the last good checkpoint {last_path} (epoch {epoch}) is intact" if last_path.exists()
+                else "no checkpoint had been written yet")  # fmt: skip
+        raise TrainingError(
+            f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1} (global step "
+            f"{global_step + 1}); training stopped, {kept}. EleSquare can diverge: lower --lr, "
+            f"lengthen --warmup-epochs, or move the square modules"
+        )
+
+
+def train_epoch(run: Run, epoch: int, ctx: Dist, quiet: bool, last_path: Path) -> dict[str, Any]:
+    """One epoch of SGD; returns the epoch's metrics row (losses, lr, speed)."""
+    cfg, data, dsop = run.cfg, run.data, run.spec.dsop
+    epoch_seed = cfg.seed * 1_000_003 + epoch
+    torch.manual_seed(epoch_seed)  # dropout
+    generator = torch.Generator().manual_seed(epoch_seed)  # order and augmentation
+    order = torch.randperm(len(data.train), generator=generator)[ctx.rank :: ctx.world]
+    run.net.train()
+    sums = torch.zeros(2 + (len(dsop.stages) if dsop else 0), dtype=torch.float64)
+    started = time.perf_counter()
+    bar = None
+    if ctx.main and not quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=run.steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", file=sys.stdout, leave=True)
+    for step in range(run.steps):
+        global_step = epoch * run.steps + step
+        batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        x = normalize(augment(data.train.images[batch], generator).to(ctx.device), data.mean, data.std)
+        y = data.train.labels[batch].to(ctx.device)
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr_at(global_step, run.total_steps, run.warmup_steps, cfg.lr or 0.0)
+        output = run.net(x)
+        logits, branches = output if dsop else (output, [])
+        loss, main_loss, branch_losses = dsop_loss(logits, branches, y, dsop, cfg.label_smoothing)
+        stop_if_not_finite(loss, ctx, epoch, step, global_step, last_path)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip_grad > 0:
+            # SP and SS make the logits quartic in the features: without a clip the
+            # first steps of a small-batch run can overshoot into inf.
+            nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip_grad)
+        run.optimizer.step()
+        sums += torch.tensor([loss.item(), main_loss.item(), *[b.item() for b in branch_losses]], dtype=torch.float64)
+        if bar is not None:
+            elapsed = time.perf_counter() - started
+            bar.set_postfix(loss=f"{sums[0].item() / (step + 1):.3f}",
+                            img_s=f"{(step + 1) * len(batch) * ctx.world / elapsed:.0f}")  # fmt: skip
+            bar.update()
+    if bar is not None:
+        bar.close()
+    if ctx.world > 1:
+        dist.all_reduce(sums)
+        sums /= ctx.world
+    epoch_s = time.perf_counter() - started
+    row: dict[str, Any] = {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"]}
+    row.update(train_loss=sums[0].item() / run.steps, train_loss_main=sums[1].item() / run.steps)
+    for i, stage in enumerate(dsop.stages if dsop else ()):
+        row[f"train_loss_dsop_{stage}"] = sums[2 + i].item() / run.steps
+    row.update({"images_per_s": run.steps * cfg.batch_size * ctx.world / epoch_s, "epoch_s": epoch_s})
+    return row
+
+
+def save_epoch(run: Run, ctx: Dist, epoch: int, out: Path) -> None:
+    """last.ckpt every epoch, best.ckpt when val top-1 improved, metrics.csv: each written whole."""
+    top1 = run.metrics[-1]["val_top1"]
+    improved = top1 > run.best_top1
+    run.best_top1 = max(run.best_top1, top1)
+    checkpoint = Checkpoint(
+        spec=run.spec, state_dict={k: v.detach().cpu() for k, v in run.model.state_dict().items()},
+        classes=list(run.data.classes), input_size=run.cfg.input_size, mean=tuple(run.data.mean),
+        std=tuple(run.data.std), data=run.cfg.data, epoch=epoch + 1, metrics=run.metrics,
+        provenance={**versions(), "world_size": ctx.world, "argv": list(sys.argv),
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        extra={"layout": "NCHW", "optimizer": run.optimizer.state_dict(), "best_top1": run.best_top1,
+               "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(run.config).items()}},
+    )  # fmt: skip
+    checkpoint.save(out / "last.ckpt")
+    if improved:
+        copy_atomically(out / "last.ckpt", out / "best.ckpt")
+    write_metrics(out / "metrics.csv", run.metrics)
 
 
 def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False) -> Path:
@@ -248,178 +402,37 @@ def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False) -> 
     try:
         if ctx.main:
             check_out_dir(out)
-        last_path, best_path = out / "last.ckpt", out / "best.ckpt"
-        state: dict[str, Any] | None = None
-        if resume:
-            if not last_path.exists():
-                raise TrainingError(f"--resume: no {last_path} to resume from")
-            state = load_checkpoint(last_path)
-            saved = TrainConfig.from_dict(state["train_config"])
-            # A resumed run keeps its recipe; only the length may be extended.
-            saved.epochs, saved.out, saved.device = config.epochs, config.out, config.device
-            config = saved
-        cfg = config.resolved()
-        data = load_data(cfg.data, cfg.input_size, cfg.seed)
-        if len(data.train) < cfg.batch_size * ctx.world:
-            raise TrainingError(
-                f"{cfg.data} has {len(data.train)} training images, fewer than one batch "
-                f"({cfg.batch_size} x {ctx.world} processes); lower --batch-size"
-            )
-        torch.manual_seed(cfg.seed)
-        spec = cfg.model_spec(len(data.classes))
-        model = build_from_spec(spec) if state is None else model_from_checkpoint(state)
-        model.to(ctx.device)
-        optimizer = torch.optim.SGD(
-            param_groups(model, cfg.weight_decay or 0.0),
-            lr=cfg.lr or 0.0,
-            momentum=cfg.momentum,
-            nesterov=True,
-        )
-        metrics: list[dict[str, Any]] = []
-        start_epoch, best_top1 = 0, -1.0
-        if state is not None:
-            optimizer.load_state_dict(state["optimizer"])
-            metrics, start_epoch, best_top1 = list(state["metrics"]), state["epoch"], state["best_top1"]
-            if start_epoch >= cfg.epochs:
-                raise TrainingError(f"{last_path} already finished epoch {start_epoch}; pass --epochs > {start_epoch}")
-            say(f"resuming from {last_path} after epoch {start_epoch}")
-        net: nn.Module = model
-        if ctx.world > 1:
-            net = nn.parallel.DistributedDataParallel(
-                model, device_ids=[ctx.device.index] if ctx.device.index is not None else None
-            )
-        dsop = spec.dsop
-        steps = len(data.train) // (cfg.batch_size * ctx.world)
-        total, warmup = cfg.epochs * steps, round((cfg.warmup_epochs or 0) * steps)
+        last_path = out / "last.ckpt"
+        run = start_run(config, ctx, resume, last_path)
+        cfg, data, dsop = run.cfg, run.data, run.spec.dsop
+        if run.start_epoch:
+            say(f"resuming from {last_path} after epoch {run.start_epoch}")
         say(
-            f"training {spec.arch} {spec.variant}{' + DSoP ' + ','.join(dsop.stages) if dsop else ''} on "
+            f"training {run.spec.arch} {run.spec.variant}{' + DSoP ' + ','.join(dsop.stages) if dsop else ''} on "
             f"{data.name} ({len(data.train)} train / {len(data.val)} val, {len(data.classes)} classes, "
-            f"{cfg.input_size}px), {cfg.epochs} epochs x {steps} steps, {ctx.world} process(es) on {ctx.device}"
+            f"{cfg.input_size}px), {cfg.epochs} epochs x {run.steps} steps, {ctx.world} process(es) on {ctx.device}"
         )
-        for epoch in range(start_epoch, cfg.epochs):
-            epoch_seed = cfg.seed * 1_000_003 + epoch
-            torch.manual_seed(epoch_seed)  # dropout
-            generator = torch.Generator().manual_seed(epoch_seed)  # order and augmentation
-            order = torch.randperm(len(data.train), generator=generator)[ctx.rank :: ctx.world]
-            net.train()
-            sums = torch.zeros(2 + (len(dsop.stages) if dsop else 0), dtype=torch.float64)
-            started = time.perf_counter()
-            bar = None
-            if ctx.main and not quiet:
-                from tqdm import tqdm
-
-                bar = tqdm(
-                    total=steps,
-                    desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                    unit="step",
-                    file=sys.stdout,
-                    leave=True,
-                )
-            for step in range(steps):
-                global_step = epoch * steps + step
-                batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-                x = normalize(augment(data.train.images[batch], generator).to(ctx.device), data)
-                y = data.train.labels[batch].to(ctx.device)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(global_step, total, warmup, cfg.lr or 0.0)
-                output = net(x)
-                logits, branches = output if dsop else (output, [])
-                main_loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                branch_losses = [F.cross_entropy(b, y, label_smoothing=cfg.label_smoothing) for b in branches]
-                loss = (dsop.main_weight if dsop else 1.0) * main_loss
-                for beta, branch_loss in zip(dsop.loss_weights if dsop else (), branch_losses, strict=True):
-                    loss = loss + beta * branch_loss
-                finite = torch.tensor([float(torch.isfinite(loss).item())])
-                if ctx.world > 1:
-                    dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-                if finite.item() < 1:
-                    kept = (
-                        f"the last good checkpoint {last_path} (epoch {epoch}) is intact"
-                        if last_path.exists()
-                        else "no checkpoint had been written yet"
-                    )
-                    raise TrainingError(
-                        f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1} (global step "
-                        f"{global_step + 1}); training stopped, {kept}. EleSquare can diverge: lower --lr, "
-                        f"lengthen --warmup-epochs, or move the square modules"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.clip_grad > 0:
-                    # SP and SS make the logits quartic in the features: without a clip the
-                    # first steps of a small-batch run can overshoot into inf.
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-                optimizer.step()
-                sums += torch.tensor(
-                    [loss.item(), main_loss.item(), *[b.item() for b in branch_losses]], dtype=torch.float64
-                )
-                if bar is not None:
-                    elapsed = time.perf_counter() - started
-                    bar.set_postfix(
-                        loss=f"{sums[0].item() / (step + 1):.3f}",
-                        img_s=f"{(step + 1) * len(batch) * ctx.world / elapsed:.0f}",
-                    )
-                    bar.update()
-            if bar is not None:
-                bar.close()
-            if ctx.world > 1:
-                dist.all_reduce(sums)
-                sums /= ctx.world
-            epoch_s = time.perf_counter() - started
-            row: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": sums[0].item() / steps,
-                "train_loss_main": sums[1].item() / steps,
-            }
-            for i, stage in enumerate(dsop.stages if dsop else ()):
-                row[f"train_loss_dsop_{stage}"] = sums[2 + i].item() / steps
-            row.update(evaluate(model, data, ctx, cfg.batch_size))
-            row.update({"images_per_s": steps * cfg.batch_size * ctx.world / epoch_s, "epoch_s": epoch_s})
-            metrics.append({k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in row.items()})
+        for epoch in range(run.start_epoch, cfg.epochs):
+            row = train_epoch(run, epoch, ctx, quiet, last_path)
+            speed = {key: row.pop(key) for key in ("images_per_s", "epoch_s")}
+            row.update(evaluate(run.model, data, ctx, cfg.batch_size))
+            row.update(speed)
+            run.metrics.append({k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in row.items()})
             say(
                 f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, val top-1 {row['val_top1']:.2f}% "
-                f"top-5 {row['val_top5']:.2f}%, {row['images_per_s']:.0f} img/s, {epoch_s:.1f} s"
+                f"top-5 {row['val_top5']:.2f}%, {row['images_per_s']:.0f} img/s, {row['epoch_s']:.1f} s"
             )
             if ctx.main:
-                improved = row["val_top1"] > best_top1
-                best_top1 = max(best_top1, row["val_top1"])
-                payload = {
-                    "spec": spec.to_dict(),
-                    "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                    "classes": list(data.classes),
-                    "input_size": cfg.input_size,
-                    "mean": list(data.mean),
-                    "std": list(data.std),
-                    "layout": "NCHW",
-                    "data": cfg.data,
-                    "epoch": epoch + 1,
-                    "optimizer": optimizer.state_dict(),
-                    "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
-                    "metrics": metrics,
-                    "best_top1": best_top1,
-                    "provenance": {
-                        **versions(),
-                        "world_size": ctx.world,
-                        "argv": list(sys.argv),
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    },
-                }
-                save_checkpoint(last_path, payload)
-                if improved:
-                    shutil.copyfile(last_path, best_path.with_name(".best.ckpt.tmp"))
-                    os.replace(best_path.with_name(".best.ckpt.tmp"), best_path)
-                write_metrics(out / "metrics.csv", metrics)
+                save_epoch(run, ctx, epoch, out)
             if ctx.world > 1:
                 dist.barrier()
         final = out / "model.ckpt"
         if ctx.main:
-            shutil.copyfile(last_path, final.with_name(".model.ckpt.tmp"))
-            os.replace(final.with_name(".model.ckpt.tmp"), final)
+            copy_atomically(last_path, final)
         return final
     finally:
         if ctx.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
 
-__all__ = ["CheckpointError", "TrainConfig", "TrainingError", "train"]
+__all__ = ["CheckpointError", "TrainConfig", "TrainingError", "dsop_loss", "train"]

@@ -1,27 +1,82 @@
-"""Parsing of ``+``-joined variant names (``sp+ss+sex``) into one validated description."""
+"""The module registry, and ``+``-joined variant names (``sp+ss+sex``) parsed once into a :class:`Variant`.
+
+Each row names one module a variant may use, its kind, the paper's equation, the paper (title and
+arXiv id) and whether it is one of the DeepSquare modules; blocks receive the row's layer factory.
+"""
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 
-POOLINGS = {
-    "gap": "global average pooling (plain model)",
-    "sp": "Square-Pooling, eq. 20",
-    "gem": "GeM pooling with p = 2 (sqrt of Square-Pooling)",
-}
-HEADS = {"ss": "Square-Softmin after the last FC, eq. 24"}
-ATTENTIONS = {
-    "sex": "Square-Excitation on each block's main branch, eq. 25",
-    "se": "Squeeze-and-Excitation, r = 16",
-    "se_slow_squeeze": "SE with the squeeze in two steps (se-variants.txt)",
-    "se_slow_excite": "SE with the excitation in two steps (se-variants.txt)",
-    "se_slow_both": "SE with slow squeeze and slow excitation (se-variants.txt)",
-    "se_bump": "SE with a C/r -> C/r 'bump' layer in the middle (se-variants.txt)",
-}
-ENCODINGS = {"sen": "Square-Encoding: EleSquare before each block's last spatial conv"}
+from torch import nn
 
-VALID_NAMES: dict[str, str] = {**POOLINGS, **HEADS, **ATTENTIONS, **ENCODINGS}
+from .layers import (
+    EleSquare,
+    GeMPooling,
+    GlobalAvgPool,
+    SquareExcitation,
+    SquarePooling,
+    SquareSoftmin,
+    SqueezeExcitation,
+    se_hidden_widths,
+)
+from .papers import DEEPSQUARE, GEM, SE, SE_VARIANTS
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """One row of the module registry: a name a variant string may use."""
+
+    name: str
+    kind: str  # "pooling" (replaces GAP), "head" (after the FC), "attention" (per block), "encoding" (per block)
+    summary: str
+    equation: str
+    paper: str
+    deepsquare: bool  # one of the DeepSquare modules (they get the paper's dropout 0.2 by default)
+    # pooling/encoding: (); attention: (channels, se_reduction); head: (num_classes, per_class)
+    layer: Callable[..., nn.Module]
+
+
+def _se(kind: str) -> Callable[[int, int], nn.Module]:
+    return lambda channels, reduction: SqueezeExcitation(channels, se_hidden_widths(kind, channels, reduction))
+
+
+MODULES: dict[str, ModuleInfo] = {
+    row.name: row
+    for row in (
+        ModuleInfo("gap", "pooling", "global average pooling (plain model)", "G_k = mean_ij F_kij", SE, False,
+                   GlobalAvgPool),
+        ModuleInfo("sp", "pooling", "Square-Pooling", "eq. 20: G_k = mean_ij F_kij^2 (= M_k^2 + S_k^2, eq. 21)",
+                   DEEPSQUARE, True, SquarePooling),
+        ModuleInfo("gem", "pooling", "GeM pooling with p = 2 (sqrt of Square-Pooling)", "G_k = sqrt(mean_ij F_kij^2)",
+                   GEM, False, GeMPooling),
+        ModuleInfo("ss", "head", "Square-Softmin after the last FC", "eq. 24: y_k = -|s_k| x_k^2", DEEPSQUARE, True,
+                   SquareSoftmin),
+        ModuleInfo("sex", "attention", "Square-Excitation on each block's main branch",
+                   "eq. 25: s_k = G_k / (G_k + alpha^2), G = SP(F), F' = s F", DEEPSQUARE, True,
+                   lambda channels, reduction: SquareExcitation()),
+        ModuleInfo("se", "attention", "Squeeze-and-Excitation, r = 16", "sigmoid(W2 relu(W1 GAP(F))) F", SE, False,
+                   _se("se")),
+        ModuleInfo("se_slow_squeeze", "attention", "SE with the squeeze in two steps", "C -> 2C/r -> C/r -> C",
+                   SE_VARIANTS, False, _se("se_slow_squeeze")),
+        ModuleInfo("se_slow_excite", "attention", "SE with the excitation in two steps", "C -> C/r -> 2C/r -> C",
+                   SE_VARIANTS, False, _se("se_slow_excite")),
+        ModuleInfo("se_slow_both", "attention", "SE with slow squeeze and slow excitation",
+                   "C -> 2C/r -> C/r -> 2C/r -> C", SE_VARIANTS, False, _se("se_slow_both")),
+        ModuleInfo("se_bump", "attention", "SE with a C/r -> C/r 'bump' layer in the middle", "C -> C/r -> C/r -> C",
+                   SE_VARIANTS, False, _se("se_bump")),
+        ModuleInfo("sen", "encoding", "Square-Encoding: EleSquare before each block's last spatial conv",
+                   "t -> t^2 (eq. 14) on the last spatial conv's input", DEEPSQUARE, True, EleSquare),
+    )
+}  # fmt: skip
+KINDS = ("pooling", "attention", "encoding", "head")
+POOLINGS = {n: m.summary for n, m in MODULES.items() if m.kind == "pooling"}
+HEADS = {n: m.summary for n, m in MODULES.items() if m.kind == "head"}
+ATTENTIONS = {n: m.summary for n, m in MODULES.items() if m.kind == "attention"}
+ENCODINGS = {n: m.summary for n, m in MODULES.items() if m.kind == "encoding"}
+VALID_NAMES: dict[str, str] = {n: f"{m.summary}, {m.equation}" for n, m in MODULES.items()}
 
 
 class VariantError(ValueError):
@@ -48,6 +103,34 @@ class Variant:
     def needs_blocks(self) -> bool:
         return self.attention is not None or self.square_encoding
 
+    @property
+    def modules(self) -> list[ModuleInfo]:
+        names = [
+            self.pool,
+            self.attention,
+            "sen" if self.square_encoding else None,
+            "ss" if self.square_softmin else None,
+        ]
+        return [MODULES[n] for n in names if n is not None]
+
+    @property
+    def is_deepsquare(self) -> bool:
+        """Uses at least one DeepSquare module (arXiv:1906.04979)."""
+        return any(m.deepsquare for m in self.modules)
+
+    def pool_layer(self) -> nn.Module:
+        return MODULES[self.pool].layer()
+
+    def attention_layer(self, se_reduction: int = 16) -> Callable[[int], nn.Module] | None:
+        """The per-block attention as a factory of the channel count (torchvision's ``norm_layer`` convention)."""
+        if self.attention is None:
+            return None
+        build = MODULES[self.attention].layer
+        return lambda channels: build(channels, se_reduction)
+
+    def encoding_layer(self) -> Callable[[], nn.Module] | None:
+        return MODULES["sen"].layer if self.square_encoding else None
+
 
 def valid_names_help() -> str:
     return "; ".join(f"{k} ({v})" for k, v in VALID_NAMES.items())
@@ -73,20 +156,21 @@ def parse_variant(text: str) -> Variant:
         if name in seen:
             raise VariantError(f"variant {text!r} names {name!r} twice")
         seen.add(name)
-        if name in POOLINGS:
+        kind = MODULES[name].kind
+        if kind == "pooling":
             if pool is not None:
                 raise VariantError(
                     f"variant {text!r} has two poolings ({pool!r} and {name!r}); choose one of {', '.join(POOLINGS)}"
                 )
             pool = name
-        elif name in ATTENTIONS:
+        elif kind == "attention":
             if attention is not None:
                 raise VariantError(
                     f"variant {text!r} has two channel attentions ({attention!r} and {name!r}); "
                     f"choose one of {', '.join(ATTENTIONS)}"
                 )
             attention = name
-        elif name in HEADS:
+        elif kind == "head":
             softmin = True
         else:
             encoding = True

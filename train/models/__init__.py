@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from typing import Any
 
 from ..spec import DSoPSpec, ModelSpec
@@ -12,10 +13,27 @@ from .resnet import RESNET_LAYOUTS, ResNet
 from .shufflenetv2 import STAGE_OUT_CHANNELS, ShuffleNetV2
 from .vanilla_cnn import POSITIONS, VanillaCNN
 
-ARCHS: dict[str, type[SquareNet]] = {
-    "vanilla_cnn": VanillaCNN,
-    **{name: ResNet for name in RESNET_LAYOUTS},
-    **{name: ShuffleNetV2 for name in STAGE_OUT_CHANNELS},
+
+@dataclass(frozen=True)
+class ArchInfo:
+    """One row of the arch registry: what the trainer and the checks need to know about an arch."""
+
+    name: str
+    family: str  # "resnet" | "shufflenetv2" | "vanilla_cnn"
+    model: type[SquareNet]
+    weight_decay: float  # the papers' recipe: 1e-4 for ResNet (and the small CNN), 4e-5 for ShuffleNetV2
+    has_blocks: bool = True  # block-level modules (sex, se*, sen) need building blocks
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Stage names a DSoP branch can hang off."""
+        return self.model.stage_names
+
+
+ARCHS: dict[str, ArchInfo] = {
+    "vanilla_cnn": ArchInfo("vanilla_cnn", "vanilla_cnn", VanillaCNN, 1e-4, has_blocks=False),
+    **{name: ArchInfo(name, "resnet", ResNet, 1e-4) for name in RESNET_LAYOUTS},
+    **{name: ArchInfo(name, "shufflenetv2", ShuffleNetV2, 4e-5) for name in STAGE_OUT_CHANNELS},
 }
 STEMS = ("imagenet", "cifar")
 
@@ -30,7 +48,7 @@ def validate_spec(spec: ModelSpec) -> None:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ModelConfigError(f"unknown arch {spec.arch!r}{hint}; valid: {', '.join(ARCHS)}")
     variant = spec.parsed_variant  # raises VariantError
-    if spec.arch == "vanilla_cnn" and variant.needs_blocks:
+    if not ARCHS[spec.arch].has_blocks and variant.needs_blocks:
         raise VariantError(
             f"variant {spec.variant!r} needs building blocks (sex/se*/sen act inside blocks), "
             "which vanilla_cnn does not have; use elesquare_after= for its Table 2 positions"
@@ -57,7 +75,7 @@ def validate_spec(spec: ModelSpec) -> None:
 
 def build_from_spec(spec: ModelSpec) -> SquareNet:
     validate_spec(spec)
-    model = ARCHS[spec.arch](spec)
+    model = ARCHS[spec.arch].model(spec)
     if spec.dsop is not None:
         model.attach_dsop(spec.dsop)
     return model
@@ -91,4 +109,4 @@ def build_model(
     return build_from_spec(spec)
 
 
-__all__ = ["ARCHS", "ModelConfigError", "SquareNet", "build_from_spec", "build_model", "validate_spec"]
+__all__ = ["ARCHS", "ArchInfo", "ModelConfigError", "SquareNet", "build_from_spec", "build_model", "validate_spec"]

@@ -1,14 +1,20 @@
-"""What every deepsquare classifier shares: the pooling/FC/Square-Softmin head and DSoP taps."""
+"""What every deepsquare classifier shares: the pooling/FC/Square-Softmin head, DSoP taps, and the
+deploy form (BatchNorm pairs fused, the Square-Softmin scale folded into the FC)."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import replace
 
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..dsop import DSoPBranch
-from ..layers import SquareSoftmin, make_pool
+from ..layers import SquareSoftmin
 from ..spec import DSoPSpec, ModelSpec
+
+ConvBNPair = tuple[nn.Module, str, str]  # (parent, conv attribute, BN attribute)
 
 
 class SquareNet(nn.Module):
@@ -32,7 +38,7 @@ class SquareNet(nn.Module):
 
     def build_head(self, in_features: int) -> None:
         variant = self.spec.parsed_variant
-        self.pool = make_pool(variant.pool)
+        self.pool = variant.pool_layer()
         self.dropout = nn.Dropout(self.spec.dropout) if self.spec.dropout > 0 else nn.Identity()
         self.fc = nn.Linear(in_features, self.spec.num_classes)
         self.softmin = (
@@ -91,6 +97,33 @@ class SquareNet(nn.Module):
                 for stage in dsop.stages
             }
         )
+
+    # deploy form -----------------------------------------------------------------------
+    def conv_bn_pairs(self) -> Iterator[ConvBNPair]:
+        """Every Conv2d directly followed by its BatchNorm2d. This default finds the pairs that sit side by
+        side in an ``nn.Sequential`` (torchvision's style); a model with named pairs adds them."""
+        for parent in self.modules():
+            if isinstance(parent, nn.Sequential):
+                for (name, conv), (next_name, bn) in itertools.pairwise(parent._modules.items()):
+                    if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                        yield parent, name, next_name
+
+    def fuse_batchnorms(self) -> int:
+        """Fold each BN of :meth:`conv_bn_pairs` into its conv (eval statistics); return how many."""
+        pairs = list(self.conv_bn_pairs())
+        for parent, conv_name, bn_name in pairs:
+            fused = fuse_conv_bn_eval(getattr(parent, conv_name), getattr(parent, bn_name))
+            setattr(parent, conv_name, fused)
+            setattr(parent, bn_name, nn.Identity())
+        return len(pairs)
+
+    def fold_square_softmin(self) -> str | None:
+        """Fold the Square-Softmin scale into the FC (see :meth:`SquareSoftmin.fold_into`)."""
+        if not isinstance(self.softmin, SquareSoftmin):
+            return None
+        kind = "per-class" if self.softmin.per_class else "shared"
+        self.softmin = self.softmin.fold_into(self.fc)
+        return kind
 
     def strip_dsop(self) -> SquareNet:
         """Detach every DSoP branch in place; the backbone's weights are untouched."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from torch import Tensor, nn
 
-from ..layers import make_attention, make_encoding
 from ..spec import ModelSpec
-from .base import SquareNet
+from .base import ConvBNPair, SquareNet
+
+AttentionLayer = Callable[[int], nn.Module]  # channels -> the per-block attention (SE, SEx)
+EncodingLayer = Callable[[], nn.Module]  # Square-Encoding's EleSquare
 
 
 def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -28,18 +32,17 @@ class BasicBlock(nn.Module):
         planes: int,
         stride: int = 1,
         downsample: nn.Module | None = None,
-        attention: str | None = None,
-        encoding: bool = False,
-        se_reduction: int = 16,
+        attention_layer: AttentionLayer | None = None,
+        encoding_layer: EncodingLayer | None = None,
     ) -> None:
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.encode = make_encoding(encoding)
+        self.encode = encoding_layer() if encoding_layer else nn.Identity()
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.attention = make_attention(attention, planes, se_reduction)
+        self.attention = attention_layer(planes) if attention_layer else nn.Identity()
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
@@ -60,21 +63,20 @@ class Bottleneck(nn.Module):
         planes: int,
         stride: int = 1,
         downsample: nn.Module | None = None,
-        attention: str | None = None,
-        encoding: bool = False,
-        se_reduction: int = 16,
+        attention_layer: AttentionLayer | None = None,
+        encoding_layer: EncodingLayer | None = None,
     ) -> None:
         super().__init__()
         width = planes
         self.conv1 = conv1x1(inplanes, width)
         self.bn1 = nn.BatchNorm2d(width)
-        self.encode = make_encoding(encoding)
+        self.encode = encoding_layer() if encoding_layer else nn.Identity()
         self.conv2 = conv3x3(width, width, stride)
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = conv1x1(width, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
-        self.attention = make_attention(attention, planes * self.expansion, se_reduction)
+        self.attention = attention_layer(planes * self.expansion) if attention_layer else nn.Identity()
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
@@ -101,9 +103,8 @@ class ResNet(SquareNet):
         self.block = block
         variant = spec.parsed_variant
         self.block_options = {
-            "attention": variant.attention,
-            "encoding": variant.square_encoding,
-            "se_reduction": spec.se_reduction,
+            "attention_layer": variant.attention_layer(spec.se_reduction),
+            "encoding_layer": variant.encoding_layer(),
         }
         self.inplanes = 64
         if spec.stem == "cifar":  # small inputs: keep the resolution
@@ -144,6 +145,13 @@ class ResNet(SquareNet):
 
     def forward_stem(self, x: Tensor) -> Tensor:
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def conv_bn_pairs(self) -> Iterator[ConvBNPair]:
+        yield from super().conv_bn_pairs()  # the downsample shortcuts
+        yield self, "conv1", "bn1"
+        for block in self.modules():
+            if isinstance(block, BasicBlock | Bottleneck):
+                yield from ((block, f"conv{i}", f"bn{i}") for i in (1, 2, 3) if hasattr(block, f"conv{i}"))
 
     def make_branch_blocks(self, stage: str, count: int) -> nn.Module:
         # Plain blocks of the backbone's kind at the stage's width and resolution.

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
-from ..layers import EleSquare, make_attention
 from ..spec import ModelSpec
 from .base import SquareNet
 
@@ -42,9 +43,8 @@ class InvertedResidual(nn.Module):
         inp: int,
         oup: int,
         stride: int,
-        attention: str | None = None,
-        encoding: bool = False,
-        se_reduction: int = 16,
+        attention_layer: Callable[[int], nn.Module] | None = None,
+        encoding_layer: Callable[[], nn.Module] | None = None,
     ) -> None:
         super().__init__()
         self.stride = stride
@@ -60,8 +60,8 @@ class InvertedResidual(nn.Module):
         else:
             self.branch1 = nn.Sequential()
         relu_before_dw: nn.Module = nn.ReLU(inplace=True)
-        if encoding:
-            relu_before_dw = nn.Sequential(nn.ReLU(inplace=True), EleSquare())
+        if encoding_layer:
+            relu_before_dw = nn.Sequential(nn.ReLU(inplace=True), encoding_layer())
         self.branch2 = nn.Sequential(
             nn.Conv2d(inp if stride > 1 else branch_features, branch_features, 1, bias=False),
             nn.BatchNorm2d(branch_features),
@@ -72,7 +72,7 @@ class InvertedResidual(nn.Module):
             nn.BatchNorm2d(branch_features),
             nn.ReLU(inplace=True),
         )
-        self.attention = make_attention(attention, branch_features, se_reduction)
+        self.attention = attention_layer(branch_features) if attention_layer else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         if self.stride == 1:
@@ -91,9 +91,8 @@ class ShuffleNetV2(SquareNet):
         widths = STAGE_OUT_CHANNELS[spec.arch]
         variant = spec.parsed_variant
         self.unit_options = {
-            "attention": variant.attention,
-            "encoding": variant.square_encoding,
-            "se_reduction": spec.se_reduction,
+            "attention_layer": variant.attention_layer(spec.se_reduction),
+            "encoding_layer": variant.encoding_layer(),
         }
         stem_stride = 1 if spec.stem == "cifar" else 2
         self.conv1 = nn.Sequential(

@@ -1,4 +1,4 @@
-"""The paper's vanilla CNN test bed (deepsquare.txt, Table 1) with EleSquare positions of Table 2.
+"""The paper's vanilla CNN test bed (DeepSquare, arXiv:1906.04979, Table 1) with EleSquare positions of Table 2.
 
 Layers 1-3 are conv3x3 stride 2 (32/64/128 channels) + BN + ReLU, layer 4 the pooling,
 layer 5 the FC. ``elesquare_after=(k, ...)`` puts an EleSquare after layer k: Table 2's

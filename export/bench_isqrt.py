@@ -2,21 +2,22 @@
 
     deepsquare-bench-isqrt [--batch 64] [--dim 128] [--iterations 5] [--runs 20]
 
-Prints a table (median, p90 and min per method, in ms) and the eigh/iSQRT ratio. The two
-methods are timed alternately, run by run, so machine noise hits both alike.
+Prints a table (median, p90 and min per method, in ms) and the eigh/iSQRT ratio with its 95%
+interval. The two methods are timed with the project's one timing protocol
+(deepsquare.runtime.timing: interleaved, rotating order), so machine noise hits both alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from .isqrt import covariance, isqrt_newton_schulz
+from deepsquare.runtime.timing import TimingPlan, ratio_interval, time_interleaved
+from deepsquare.train.isqrt import covariance, isqrt_newton_schulz
 
 
 def eigh_sqrt(sigma: Tensor) -> Tensor:
@@ -25,11 +26,9 @@ def eigh_sqrt(sigma: Tensor) -> Tensor:
     return eigvecs @ torch.diag_embed(eigvals.clamp_min(0).sqrt()) @ eigvecs.transpose(-1, -2)
 
 
-def time_forward_backward(fn: Callable[[Tensor], Tensor], features: Tensor) -> float:
+def forward_backward(fn: Callable[[Tensor], Tensor], features: Tensor) -> None:
     x = features.detach().requires_grad_(True)
-    start = time.perf_counter()
     fn(covariance(x)).sum().backward()
-    return time.perf_counter() - start
 
 
 def run(batch: int, dim: int, iterations: int, runs: int, warmup: int, seed: int) -> dict[str, list[float]]:
@@ -39,13 +38,9 @@ def run(batch: int, dim: int, iterations: int, runs: int, warmup: int, seed: int
         f"isqrt (T={iterations})": lambda s: isqrt_newton_schulz(s, iterations),
         "eigh": eigh_sqrt,
     }
-    times: dict[str, list[float]] = {name: [] for name in methods}
-    for i in range(warmup + runs):
-        for name, fn in methods.items():
-            elapsed = time_forward_backward(fn, features)
-            if i >= warmup:
-                times[name].append(elapsed)
-    return times
+    openers = [lambda fn=fn: ((lambda: forward_backward(fn, features)), 0.0) for fn in methods.values()]
+    timing = time_interleaved(openers, TimingPlan(runs=runs, warmup=warmup))
+    return {name: [ms / 1e3 for ms in t] for name, t in zip(methods, timing.times_ms, strict=True)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
         print(f"{name:<14} {medians[name] * 1e3:>10.2f} {p90 * 1e3:>10.2f} {ordered[0] * 1e3:>10.2f}")
     isqrt_name, eigh_name = list(medians)
+    ratio, low, high = ratio_interval(times[eigh_name], times[isqrt_name])
+    print(f"paired per-round ratio: geometric mean {ratio:.2f}, 95% interval {low:.2f}-{high:.2f}")
     print(f"eigh / iSQRT median ratio: {medians[eigh_name] / medians[isqrt_name]:.2f}x")
 
 
