@@ -1,0 +1,92 @@
+"""``TrainConfig``: one training run's settings; ``None`` fields take the papers' recipe."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .models import ARCHS
+from .spec import DSoPSpec, ModelSpec
+from .variants import parse_variant
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "shufflenetv2_x0_5"
+    variant: str = "gap"
+    data: str = "synthetic"
+    out: str = "runs/train"
+    epochs: int = 5
+    batch_size: int = 64
+    input_size: int = 32
+    lr: float | None = None  # None: 0.4 per 1024 images, the paper's rule
+    warmup_epochs: float | None = None  # None: 5 (the paper) or a tenth of a short run
+    weight_decay: float | None = None  # None: 1e-4 ResNet / vanilla, 4e-5 ShuffleNetV2
+    momentum: float = 0.9
+    label_smoothing: float = 0.0
+    clip_grad: float = 5.0  # global grad-norm clip; 0 disables (not in the paper, see README)
+    dropout: float | None = None  # None: 0.2 for DeepSquare variants, 0 otherwise
+    stem: str | None = None  # None: "cifar" up to 64 px, "imagenet" above
+    ss_per_class: bool = False
+    dsop_stages: tuple[str, ...] = ()
+    dsop_blocks: int = 1
+    dsop_dim: int = 64
+    dsop_iterations: int = 5
+    dsop_weights: tuple[float, ...] = ()
+    seed: int = 0
+    device: str = "auto"
+
+    def resolved(self) -> TrainConfig:
+        """A copy with every ``None`` default filled in from the paper's recipe."""
+        c = TrainConfig(**asdict(self))
+        c.dsop_stages, c.dsop_weights = tuple(c.dsop_stages), tuple(c.dsop_weights)
+        if c.lr is None:
+            c.lr = 0.4 * c.batch_size / 1024
+        if c.warmup_epochs is None:
+            c.warmup_epochs = 5.0 if c.epochs >= 50 else c.epochs / 10
+        if c.weight_decay is None:
+            c.weight_decay = ARCHS[c.arch].weight_decay if c.arch in ARCHS else 1e-4
+        if c.dropout is None:
+            c.dropout = 0.2 if parse_variant(c.variant).is_deepsquare else 0.0
+        if c.stem is None:
+            c.stem = "cifar" if c.input_size <= 64 else "imagenet"
+        return c
+
+    def validate(self) -> None:
+        problems = [
+            f"{name} must be >= {low}, got {getattr(self, name)}"
+            for name, low in (("epochs", 1), ("batch_size", 1), ("input_size", 8))
+            if getattr(self, name) < low
+        ]
+        if self.lr is not None and not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def model_spec(self, num_classes: int) -> ModelSpec:
+        dsop = None
+        if self.dsop_stages:
+            dsop = DSoPSpec(
+                self.dsop_stages,
+                self.dsop_blocks,
+                self.dsop_dim,
+                self.dsop_iterations,
+                0.5,
+                self.dsop_weights,
+            )
+        return ModelSpec(
+            arch=self.arch,
+            variant=parse_variant(self.variant).name,
+            num_classes=num_classes,
+            stem=self.stem or "imagenet",
+            dropout=self.dropout or 0.0,
+            ss_per_class=self.ss_per_class,
+            dsop=dsop,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
