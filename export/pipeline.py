@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import platform
 import shutil
 import tempfile
@@ -39,10 +38,10 @@ from .complexity import count_ops
 from .converters import CONVERTERS, ConverterMissing
 from .deploy import deploy_transform
 from .parity import ParityResult, compare
+from .publish import REPORT, new_staging, publish, recover
 from .quiet import quiet
 
 RANDOM_SAMPLES = 8  # a fixed random batch leads every parity check
-REPORT = "export_report.json"
 
 
 class ExportError(RuntimeError):
@@ -114,10 +113,14 @@ def check_request(request: ExportRequest) -> None:
 
 
 def prepare_out(out: Path) -> None:
+    """--out and the folder it sits in must be writable (the new bundle is staged beside it)."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"cannot write to --out {out}: it is a file, not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
-            pass
+        for folder in (out, out.resolve().parent):
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+                pass
     except OSError as exc:
         raise ExportError(f"cannot write to --out {out}: {exc.strerror or exc}") from exc
 
@@ -139,14 +142,6 @@ def parity_inputs(ckpt: Checkpoint, samples: int, seed: int = 0) -> tuple[torch.
 def calibration_batch(spec: str | None, ckpt: Checkpoint, count: int = 64) -> torch.Tensor:
     data = load_data(spec or ckpt.data, ckpt.input_size)
     return ckpt.normalize(data.train.images[:count])
-
-
-def move_into_place(staged: Path, final: Path) -> None:
-    if final.is_dir() and not final.is_symlink():
-        shutil.rmtree(final)
-    elif final.exists():
-        final.unlink()
-    os.replace(staged, final)
 
 
 def bundle_meta(ckpt: Checkpoint, request: ExportRequest, cost: dict[str, int]) -> BundleMeta:
@@ -211,6 +206,23 @@ def convert_and_verify(fmt: Format, deployed: torch.nn.Module, inputs: torch.Ten
         return verify(fmt, staging, meta_with_entry, inputs, reference, precision, info, judged)
 
 
+def format_record(outcome: FormatOutcome, precision: str, seconds: float) -> dict[str, Any]:
+    record = {"passed": outcome.passed, "reason": outcome.reason, "convert_s": round(seconds, 2),
+              "precision": precision, **outcome.info}  # fmt: skip
+    if outcome.parity is not None:
+        record["parity"] = outcome.parity.as_dict()
+    if outcome.note:
+        record["note"] = outcome.note
+    return record
+
+
+def remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
 def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tuple[bool, dict[str, Any]]:
     """Export ``request.checkpoint`` to each format; (all passed, the report written to ``out``)."""
     started = time.perf_counter()
@@ -234,7 +246,9 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tu
                               "parity_inputs": inputs_desc, "formats": {}}  # fmt: skip
     needs_calibration = any(precision_for(FORMATS[n], request.precision) == "int8" for n in request.formats)
     calibration = calibration_batch(request.calib, ckpt) if needs_calibration else None
-    staging = Path(tempfile.mkdtemp(dir=request.out, prefix=".staging-"))
+    for note in recover(request.out):
+        log(note)
+    staging = new_staging(request.out)
     all_ok = True
     try:
         for name in request.formats:
@@ -244,15 +258,8 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tu
             outcome = convert_and_verify(fmt, deployed, inputs, reference, staging, meta, precision, calibration,
                                          len(inputs) > RANDOM_SAMPLES, request.verbose)  # fmt: skip
             seconds = time.perf_counter() - t0
-            record = {"passed": outcome.passed, "reason": outcome.reason, "convert_s": round(seconds, 2),
-                      "precision": precision, **outcome.info}  # fmt: skip
-            if outcome.parity is not None:
-                record["parity"] = outcome.parity.as_dict()
-            if outcome.note:
-                record["note"] = outcome.note
-            report["formats"][name] = record
+            report["formats"][name] = format_record(outcome, precision, seconds)
             if outcome.passed:
-                move_into_place(staging / fmt.file, request.out / fmt.file)
                 meta.formats[name] = format_entry(fmt, precision)
                 parity = outcome.parity
                 detail = (f"max abs diff {parity.max_abs_diff:.2g}, top-1 agreement {parity.top1_agreement:.0%}"
@@ -260,6 +267,7 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tu
                 log(f"{name}: ok ({request.out / fmt.file}; {detail}; {seconds:.1f} s)")
             else:
                 all_ok = False
+                remove(staging / fmt.file)  # the bundle never ships a file that failed
                 if outcome.reason.startswith("conversion failed: "):
                     first = outcome.reason.removeprefix("conversion failed: ").strip().splitlines() or ["?"]
                     log(f"{name}: FAILED to convert: {first[0]} - no {fmt.file} written")
@@ -267,9 +275,14 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tu
                     log(f"{name}: FAILED parity: {outcome.reason} - no {fmt.file} written")
         report["wall_s"] = round(time.perf_counter() - started, 1)
         report["machine"] = {"platform": platform.platform(), "torch": str(torch.__version__)}
+        remove(staging / SIDECAR)  # the parity runs' copy; the final one lists what passed
         if meta.formats:
-            write_text_atomically(request.out / SIDECAR, meta.to_json())
-        write_text_atomically(request.out / REPORT, json.dumps(report, indent=2, default=str) + "\n")
+            write_text_atomically(staging / SIDECAR, meta.to_json())
+        write_text_atomically(staging / REPORT, json.dumps(report, indent=2, default=str) + "\n")
+        publish(staging, request.out)
+    except OSError as exc:
+        raise ExportError(f"could not write the bundle ({exc.strerror or exc}); the previous content of "
+                          f"{request.out} is untouched") from exc  # fmt: skip
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return all_ok, report

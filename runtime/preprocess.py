@@ -6,16 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import images
 from .bundle import BundleMeta
 
 
 def load_image(path: str | Path, size: int) -> np.ndarray:
-    """An image file as float32 HWC RGB in [0, 1], resized to ``size`` x ``size``."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        rgb = img.convert("RGB").resize((size, size), Image.BILINEAR)
-    return np.asarray(rgb, dtype=np.float32) / 255.0
+    """An image file as float32 HWC RGB in [0, 1], resized to ``size`` x ``size`` (see :mod:`.images`)."""
+    return images.load_image(path, size)
 
 
 def normalize_nchw(images_hwc: np.ndarray, meta: BundleMeta) -> np.ndarray:

@@ -43,6 +43,8 @@ class OnnxRunner:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.init_s = time.perf_counter() - start
         self.input_name = self.session.get_inputs()[0].name
+        shape = self.session.get_inputs()[0].shape  # ["batch", 3, H, W]
+        self.input_hw = tuple(shape[2:4]) if len(shape) == 4 else None
 
     def run(self, batch_nchw: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(batch_nchw, dtype=np.float32)})[0]
@@ -78,6 +80,8 @@ class LiteRTRunner:
         self.init_s = time.perf_counter() - start
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
+        shape = list(self.input["shape"])  # [1, H, W, 3]
+        self.input_hw = (int(shape[1]), int(shape[2])) if len(shape) == 4 else None
 
     def run(self, batch_nchw: np.ndarray) -> np.ndarray:
         outputs = []
@@ -106,9 +110,16 @@ def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
 
 
 class CoreMLRunner:
-    """Core ML prediction exists on macOS only; elsewhere this refuses plainly."""
+    """Core ML prediction exists on macOS only; elsewhere this refuses plainly.
+
+    The exported model is a classifier (``ClassifierConfig``): ``predict`` returns the top label
+    under ``classLabel`` and a ``{label: probability}`` dictionary under the probabilities output
+    (``classLabel_probs``), never logits. So this runner returns probabilities, ordered by the
+    bundle's class list, and the parity gate compares them with the softmax of the reference.
+    """
 
     name = "coreml"
+    outputs = "probabilities"
 
     def __init__(self, path: str | Path, meta: BundleMeta, compute_units: str = "ALL") -> None:
         if platform.system() != "Darwin":
@@ -119,6 +130,7 @@ class CoreMLRunner:
         self.model = ct.models.MLModel(str(path), compute_units=getattr(ct.ComputeUnit, compute_units))
         self.init_s = time.perf_counter() - start
         self.meta = meta
+        self.probabilities = self.model.get_spec().description.predictedProbabilitiesName or "classLabel_probs"
 
     def run(self, batch_nchw: np.ndarray) -> np.ndarray:
         from PIL import Image
@@ -130,7 +142,11 @@ class CoreMLRunner:
         for chw in batch_nchw:
             pixels = np.clip(np.rint((chw * std + mean) * 255), 0, 255).astype(np.uint8).transpose(1, 2, 0)
             result = self.model.predict({"image": Image.fromarray(pixels)})
-            outputs.append(np.asarray(result["logits"], dtype=np.float32).reshape(-1))
+            probs = result[self.probabilities]
+            missing = [c for c in self.meta.classes if c not in probs]
+            if missing:
+                raise RuntimeError(f"Core ML returned no probability for class(es) {missing[:3]}")
+            outputs.append(np.asarray([probs[c] for c in self.meta.classes], dtype=np.float32))
         return np.stack(outputs)
 
 
@@ -142,15 +158,38 @@ def open_runner(bundle_dir: str | Path, fmt: str, threads: int = 0) -> tuple[Run
     if fmt not in meta.formats:
         have = ", ".join(meta.formats) or "none"
         raise BundleError(f"bundle {folder} has no {fmt} model (it has: {have})")
+    if fmt not in FORMATS:
+        raise BundleError(f"bundle {folder} lists a {fmt!r} model, a format this deepsquare does not know")
     path = folder / meta.formats[fmt].file
     if not path.exists():
         raise BundleError(f"bundle {folder} lists {path.name}, which is missing")
-    return FORMATS[fmt].open(path, meta, threads), meta
+    runner = open_model_file(FORMATS[fmt].open, path, meta, threads)
+    return runner, meta
 
 
-def top_k(logits: np.ndarray, classes: list[str], k: int = 5) -> list[tuple[str, float]]:
-    """Labels and softmax probabilities of the k largest logits of one image."""
-    shifted = np.exp(logits - logits.max())
-    probs = shifted / shifted.sum()
-    order = np.argsort(-logits)[:k]
+def open_model_file(open_fn, path: Path, meta: BundleMeta, threads: int) -> Runner:
+    """Open one model file; a damaged file or one that disagrees with model.json is a one-line BundleError."""
+    try:
+        runner = open_fn(path, meta, threads)
+    except RuntimeUnavailable:
+        raise
+    except Exception as exc:  # each runtime has its own exception types for a file it cannot load
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"cannot load {path} (damaged or not a {path.suffix} model?): {first[:200]}") from exc
+    hw = getattr(runner, "input_hw", None)
+    if hw and all(isinstance(v, int) for v in hw) and hw != (meta.input_size, meta.input_size):
+        raise BundleError(f"{path.name} takes {hw[0]}x{hw[1]} images but model.json says {meta.input_size}; "
+                          "the bundle is inconsistent: re-export it")  # fmt: skip
+    return runner
+
+
+def top_k(scores: np.ndarray, classes: list[str], k: int = 5, probabilities: bool = False) -> list[tuple[str, float]]:
+    """Labels and probabilities of the k largest scores of one image (softmax of logits, unless the
+    runner already returns probabilities, as Core ML's classifier does)."""
+    if probabilities:
+        probs = np.asarray(scores, dtype=np.float64)
+    else:
+        shifted = np.exp(scores - scores.max())
+        probs = shifted / shifted.sum()
+    order = np.argsort(-scores, kind="stable")[:k]
     return [(classes[i], float(probs[i])) for i in order]

@@ -8,6 +8,8 @@ crash mid-write leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import pickle
 import re
@@ -37,6 +39,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise ValueError(f"checkpoint payload lacks {', '.join(missing)}")
+    data["checksum"] = {"algorithm": "sha256", "state_dict": state_checksum(data["state_dict"])}
     return write_atomically(Path(path), lambda f: torch.save(data, f))
 
 
@@ -71,10 +74,63 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)}")
     try:
+        if not isinstance(data["spec"], dict):
+            raise TypeError(f"expected a mapping, found {type(data['spec']).__name__}")
         data["model_spec"] = ModelSpec.from_dict(data["spec"])
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} has an invalid model spec: {exc}") from exc
+    problem = metadata_problem(data)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}; the checkpoint's metadata contradicts its model")
+    verify_checksum(data, path)
     return data
+
+
+def metadata_problem(data: dict[str, Any]) -> str | None:
+    """The first field that cannot describe the model the spec builds, named; None when all agree."""
+    spec: ModelSpec = data["model_spec"]
+    classes = data["classes"]
+    if not isinstance(classes, list | tuple) or not all(isinstance(c, str) for c in classes):
+        return f"'classes' must be a list of class names, got {type(classes).__name__}"
+    if len(classes) != spec.num_classes:
+        return f"'classes' has {len(classes)} names but the model has {spec.num_classes} outputs"
+    size = data["input_size"]
+    if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 4096:
+        return f"'input_size' must be a whole number of pixels in 8..4096, got {size!r}"
+    for name in ("mean", "std"):
+        values = data[name]
+        if (not isinstance(values, list | tuple) or len(values) != 3
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                           for v in values)):  # fmt: skip
+            return f"'{name}' must be 3 numbers (R, G, B), got {values!r}"
+    if not all(v > 0 for v in data["std"]):
+        return f"'std' must be positive, got {data['std']!r}"
+    if not isinstance(data["state_dict"], dict) or not all(isinstance(v, torch.Tensor)
+                                                           for v in data["state_dict"].values()):  # fmt: skip
+        return "'state_dict' must map names to tensors"
+    return None
+
+
+def state_checksum(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def verify_checksum(data: dict[str, Any], path: Path) -> None:
+    """Checkpoints since this version carry the checksum of their tensors; older ones load without one."""
+    stored = data.get("checksum")
+    if stored is None:
+        return
+    if not isinstance(stored, dict) or stored.get("algorithm") != "sha256":
+        raise CheckpointError(f"{path} has an unreadable checksum entry")
+    if state_checksum(data["state_dict"]) != stored.get("state_dict"):
+        raise CheckpointError(f"{path} is corrupt: its weights do not match their sha256 checksum "
+                              "(a damaged copy?); use another copy or retrain")  # fmt: skip
 
 
 @dataclass
@@ -102,7 +158,7 @@ class Checkpoint:
         """Read and validate; :class:`CheckpointError` with a one-line reason otherwise."""
         data = load_checkpoint(path)
         known = {"format", "version", "spec", "model_spec", "state_dict", "classes", "input_size", "mean", "std",
-                 "data", "epoch", "metrics", "provenance"}  # fmt: skip
+                 "data", "epoch", "metrics", "provenance", "checksum"}  # fmt: skip
         return cls(
             spec=data["model_spec"], state_dict=data["state_dict"], classes=list(data["classes"]),
             input_size=int(data["input_size"]), mean=tuple(data["mean"]), std=tuple(data["std"]),

@@ -177,10 +177,10 @@ def load_cifar(kind: str, root: Path, size: int) -> DataBundle:
 
 # --- image folders ------------------------------------------------------------------------
 def _read_image_folder(split_dir: Path, size: int, classes: list[str] | None) -> tuple[ImageSet, list[str]]:
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError as exc:
-        raise DataError("--data imagefolder needs Pillow: pip install 'deepsquare[data]'") from exc
+    # The one image loader of the project lives in deepsquare.runtime (numpy + Pillow, no torch): training
+    # must decode a photo exactly as predict and the apps do. It is the one runtime module train imports.
+    from deepsquare.runtime.images import ImageError, load_image
+
     if not split_dir.is_dir():
         raise DataError(f"image folder {split_dir} does not exist (expected train/ and val/ with class subfolders)")
     found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
@@ -195,13 +195,11 @@ def _read_image_folder(split_dir: Path, size: int, classes: list[str] | None) ->
             raise DataError(f"class folder {split_dir / name} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         for file in files:
             try:
-                with Image.open(file) as img:
-                    rgb = img.convert("RGB").resize((size, size), Image.BILINEAR)
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DataError(f"cannot read image {file}: {exc}") from exc
-            images.append(torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).view(size, size, 3))
+                images.append(torch.from_numpy(load_image(file, size)))
+            except ImageError as exc:
+                raise DataError(str(exc)) from exc
             labels.append(label)
-    stacked = torch.stack(images).permute(0, 3, 1, 2).float() / 255.0
+    stacked = torch.stack(images).permute(0, 3, 1, 2).contiguous()
     return ImageSet(stacked, torch.tensor(labels)), found
 
 

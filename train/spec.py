@@ -7,6 +7,8 @@ from typing import Any
 
 from .variants import Variant, parse_variant
 
+MAX_CLASSES = 1_000_000  # far above any real label set; a larger head is a corrupt spec, not a model
+
 
 @dataclass(frozen=True)
 class DSoPSpec:
@@ -86,7 +88,17 @@ class ModelSpec:
         if unknown:
             raise ValueError(f"model spec has unknown fields: {', '.join(sorted(unknown))}")
         values = dict(data)
+        expected = {"arch": str, "variant": str, "stem": str, "num_classes": int, "se_reduction": int,
+                    "dropout": (int, float), "ss_per_class": bool}  # fmt: skip
+        for name, kind in expected.items():
+            value = values.get(name)
+            if name in values and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+                raise ValueError(f"{name} must be {getattr(kind, '__name__', 'a number')}, got {value!r}")
+        if not 1 <= values.get("num_classes", 1) <= MAX_CLASSES:
+            raise ValueError(f"num_classes must be in 1..{MAX_CLASSES:,}, got {values['num_classes']:,}")
         if values.get("dsop") is not None:
+            if not isinstance(values["dsop"], dict):
+                raise ValueError(f"dsop must be a mapping, got {type(values['dsop']).__name__}")
             values["dsop"] = DSoPSpec(**values["dsop"])
         values["elesquare_after"] = tuple(values.get("elesquare_after", ()))
         return cls(**values)
