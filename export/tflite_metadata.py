@@ -42,6 +42,13 @@ def add_tflite_metadata(buf: bytes, entries: dict[str, bytes]) -> bytes:
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(buf, 0)
+    for buffer in model.buffers or []:
+        # Converters (ai-edge-quantizer's int8 output among them) may store a constant after the flatbuffer,
+        # addressed by file offset and size. A repack writes a new flatbuffer whose tail is gone, so such
+        # buffers are brought inside first: same bytes, now in `data`.
+        if buffer.offset > 1:
+            buffer.data = np.frombuffer(buf[buffer.offset : buffer.offset + buffer.size], dtype=np.uint8)
+            buffer.offset, buffer.size = 0, 0
     model.metadata = list(model.metadata or [])
     for name, data in entries.items():
         buffer = schema.BufferT()
