@@ -41,7 +41,7 @@ from deepsquare.runtime.bench_report import load_records, markdown_table, write_
 from deepsquare.runtime.bundle import BundleError, BundleMeta, load_bundle
 from deepsquare.runtime.formats import FORMATS, by_runtime, runtime_names
 from deepsquare.runtime.latency import BenchModel, LatencyPlan, time_models, timeable_runtimes
-from deepsquare.runtime.runners import RuntimeUnavailable
+from deepsquare.runtime.runners import RuntimeUnavailable, open_model_file
 from deepsquare.train import ARCHS, build_model, count_parameters, parse_variant
 from deepsquare.train.checkpoint import Checkpoint
 
@@ -114,6 +114,8 @@ def bundle_model(folder: Path, formats: set[str], name: str | None = None) -> Be
         files[fmt] = folder / meta.formats[fmt].file
         if not files[fmt].exists():
             raise BundleError(f"bundle {folder} lists {files[fmt].name}, which is missing")
+        if FORMATS[fmt].runs_here():  # a damaged file is refused now, not in the middle of the timing
+            open_model_file(FORMATS[fmt].open, files[fmt], meta, 1)
     cost = meta.provenance.get("cost", {})
     return BenchModel(name or meta.variant, meta.arch, meta.variant, meta.input_size, files, str(folder),
                       cost.get("params"), cost.get("macs"), cost.get("elementwise"), meta)  # fmt: skip

@@ -23,12 +23,12 @@ def load_records(paths: list[Path]) -> list[dict[str, Any]]:
     records = []
     for path in paths:
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_bytes().decode("utf-8"))
             rows = data["records"] if isinstance(data, dict) else data
             records += [BenchRecord.from_dict(r).to_dict() for r in rows]
         except OSError as exc:
             raise ValueError(f"cannot read --add-records {path}: {exc.strerror or exc}") from exc
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"--add-records {path} is not a list of benchmark records ({exc})") from exc
     return records
 

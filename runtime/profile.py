@@ -149,15 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     parse.add_argument("--machine", default="device")
     args = parser.parse_args(argv)
     try:
+        check_arguments(args)
         if args.target == "android":
             records = [profile_android(args.model, args.benchmark_binary, args.threads, args.gpu, not args.no_xnnpack,
                                        args.serial, args.runs)]  # fmt: skip
         elif args.target == "ios":
             records = profile_coreml(args.model, parse_compute_units(args.compute_units), args.runs)
         else:
-            if not args.output.is_file():
-                raise ProfileError(f"{args.output} does not exist")
-            records = [parse_benchmark_output(args.output.read_text()).record(
+            records = [parse_benchmark_output(read_output(args.output)).record(
                 model=args.model, variant=args.variant, machine=args.machine)]  # fmt: skip
         if args.json:
             append_records(args.json, records)
@@ -168,13 +167,40 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse what would fail after minutes of profiling, before any of it."""
+    if args.json is not None and args.json.is_dir():
+        raise ProfileError(f"--json {args.json} is a folder; give a file name (a JSON list of records)")
+    if args.json is not None and not args.json.parent.is_dir():
+        raise ProfileError(f"--json {args.json}: the folder {args.json.parent} does not exist")
+    if getattr(args, "runs", 1) < 1:
+        raise ProfileError(f"--runs must be >= 1, got {args.runs}")
+    if getattr(args, "threads", 1) < 1 or getattr(args, "threads", 1) > 256:
+        raise ProfileError(f"--threads must be in 1..256, got {args.threads}")
+
+
+def read_output(path: Path) -> str:
+    if not path.is_file():
+        raise ProfileError(f"{path} {'is not a file' if path.exists() else 'does not exist'}")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path} is not a text log of benchmark_model (binary data at byte {exc.start})") from exc
+    if "\x00" in text:
+        raise ProfileError(f"{path} is not a text log of benchmark_model (it holds NUL bytes)")
+    return text
+
+
 def append_records(path: Path, records: list[BenchRecord]) -> None:
     """Add records to a JSON list of records; the file is replaced whole, never half-written."""
     existing: list[BenchRecord] = []
+    if path.is_dir():
+        raise ProfileError(f"--json {path} is a folder; give a file name (a JSON list of records)")
     if path.is_file():
         try:
-            existing = [BenchRecord.from_dict(r) for r in json.loads(path.read_text())]
-        except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
+            existing = [BenchRecord.from_dict(r) for r in json.loads(path.read_bytes().decode("utf-8"))]
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError, AttributeError) as exc:
             raise ProfileError(f"{path} is not a JSON list of benchmark records ({exc}); not touching it") from exc
     write_text_atomically(path, dump_records(existing + records))
 

@@ -25,6 +25,9 @@ from .trainer import TrainConfig, TrainingError, train
 from .variants import VALID_NAMES
 
 EXPECTED_ERRORS = (CheckpointError, DataError, TrainingError, ValueError)
+# What a resumed run keeps from its first start: given explicitly with --resume, they must agree.
+RESUME_MUST_MATCH = {"arch": "--arch", "variant": "--variant", "data": "--data", "input_size": "--input-size",
+                     "dsop_stages": "--dsop", "seed": "--seed", "stem": "--stem"}  # fmt: skip
 
 
 def parse_floats(text: str) -> tuple[float, ...]:
@@ -97,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         device=args.device,
     )
+    given = argv if argv is not None else sys.argv[1:]
+    explicit = tuple(name for name, flag in RESUME_MUST_MATCH.items()
+                     if any(a == flag or a.startswith(flag + "=") for a in given))  # fmt: skip
     try:
-        path = train(config, quiet=args.quiet, resume=args.resume)
+        path = train(config, quiet=args.quiet, resume=args.resume, must_match=explicit)
     except EXPECTED_ERRORS as exc:
         if args.debug:
             traceback.print_exc()

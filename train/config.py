@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from .models import ARCHS
 from .spec import DSoPSpec, ModelSpec
 from .variants import parse_variant
+
+# Whole-number settings and the values a run can take (seed: what torch.manual_seed accepts).
+RANGES = (("epochs", 1, 100_000), ("batch_size", 1, 1 << 20), ("input_size", 8, 4096), ("seed", 0, 2**63 - 1),
+          ("dsop_blocks", 0, 64), ("dsop_dim", 1, 4096), ("dsop_iterations", 1, 100))  # fmt: skip
 
 
 @dataclass
@@ -53,17 +58,27 @@ class TrainConfig:
         return c
 
     def validate(self) -> None:
+        """Every setting checked before any data is loaded; the message names the flag."""
         problems = [
-            f"{name} must be >= {low}, got {getattr(self, name)}"
-            for name, low in (("epochs", 1), ("batch_size", 1), ("input_size", 8))
-            if getattr(self, name) < low
+            f"--{name.replace('_', '-')} must be in {low}..{high:,}, got {getattr(self, name)}"
+            for name, low, high in RANGES
+            if not low <= getattr(self, name) <= high
         ]
-        if self.lr is not None and not self.lr > 0:
-            problems.append(f"lr must be > 0, got {self.lr}")
+        for name, value in (("lr", self.lr), ("weight_decay", self.weight_decay), ("clip_grad", self.clip_grad),
+                            ("warmup_epochs", self.warmup_epochs)):  # fmt: skip
+            positive = name == "lr"
+            if value is not None and not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+                problems.append(f"--{name.replace('_', '-')} must be a finite number {'> 0' if positive else '>= 0'}, "
+                                f"got {value}")  # fmt: skip
         if not 0 <= self.label_smoothing < 1:
-            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+            problems.append(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            problems.append(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.arch not in ARCHS:
+            problems.append(f"unknown --arch {self.arch!r}; valid: {', '.join(ARCHS)}")
         if problems:
             raise ValueError("; ".join(problems))
+        parse_variant(self.variant)  # VariantError names the bad part and the valid names
 
     def model_spec(self, num_classes: int) -> ModelSpec:
         dsop = None

@@ -12,6 +12,7 @@ import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -160,17 +161,33 @@ def load_cifar(kind: str, root: Path, size: int) -> DataBundle:
         train_files, val_files = [root / "train"], [root / "test"]
         meta, label_key, names_key = root / "meta", b"fine_labels", b"fine_label_names"
 
-    def read(files: list[Path]) -> ImageSet:
-        batches = [_read_cifar_batch(p) for p in files]
-        try:
-            data = torch.cat([torch.as_tensor(b[b"data"]) for b in batches])
-            labels = torch.cat([torch.as_tensor(b[label_key]) for b in batches]).long()
-        except KeyError as exc:
-            raise DataError(f"{kind} batches in {root} lack the key {exc}") from exc
-        images = data.view(-1, 3, 32, 32).float() / 255.0
-        return ImageSet(resize(images, size), labels)
+    meta_batch = _read_cifar_batch(meta)
+    if not isinstance(meta_batch, dict) or names_key not in meta_batch:
+        raise DataError(f"{meta} has no {names_key.decode()!r}: not a {kind} meta file")
+    try:
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta_batch[names_key]]
+    except TypeError as exc:
+        raise DataError(f"{meta}: {names_key.decode()!r} is not a list of names") from exc
 
-    names = [n.decode() for n in _read_cifar_batch(meta)[names_key]]
+    def read(files: list[Path]) -> ImageSet:
+        parts = []
+        for file in files:
+            batch = _read_cifar_batch(file)
+            if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
+                raise DataError(f"{file} lacks {b'data'!r} or {label_key!r}: not a {kind} batch")
+            data, labels = np.asarray(batch[b"data"]), np.asarray(batch[label_key])
+            if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.dtype != np.uint8:
+                raise DataError(f"{file}: images must be an N x 3072 uint8 array (32x32 RGB), got "
+                                f"{data.shape} {data.dtype}")  # fmt: skip
+            if labels.shape != (len(data),):
+                raise DataError(f"{file} has {len(data)} images but {labels.size} labels; the batch is damaged")
+            if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
+                                or labels.max() >= len(names)):  # fmt: skip
+                raise DataError(f"{file} has labels outside 0..{len(names) - 1} (the {len(names)} names of {meta})")
+            parts.append((torch.from_numpy(data.copy()), torch.from_numpy(labels.astype(np.int64))))
+        images = torch.cat([d for d, _ in parts]).view(-1, 3, 32, 32).float() / 255.0
+        return ImageSet(resize(images, size), torch.cat([lab for _, lab in parts]))
+
     mean, std = CIFAR_MEAN_STD[kind]
     return DataBundle(kind, read(train_files), read(val_files), names, mean, std)
 
@@ -205,6 +222,8 @@ def _read_image_folder(split_dir: Path, size: int, classes: list[str] | None) ->
 
 def load_image_folder(root: Path, size: int) -> DataBundle:
     train, classes = _read_image_folder(root / "train", size, None)
+    if len(classes) < 2:
+        raise DataError(f"{root / 'train'} has one class folder ({classes[0]}); a classifier needs at least two")
     val, _ = _read_image_folder(root / "val", size, classes)
     mean, std = channel_stats(train.images)
     return DataBundle(f"imagefolder:{root}", train, val, classes, mean, std)
@@ -214,7 +233,28 @@ DATA_KINDS = ("synthetic[:N]", "digits", "cifar10:PATH", "cifar100:PATH", "image
 
 
 def load_data(spec: str, size: int, seed: int = 0) -> DataBundle:
-    """``spec`` is one of :data:`DATA_KINDS`."""
+    """``spec`` is one of :data:`DATA_KINDS`; the result is checked (:func:`check_bundle`)."""
+    return check_bundle(_load(spec, size, seed), spec)
+
+
+def check_bundle(data: DataBundle, spec: str) -> DataBundle:
+    """Data that lies is refused, not trained on: labels outside the class list, a split with no images,
+    fewer than two classes, non-finite pixels."""
+    if len(data.classes) < 2:
+        raise DataError(f"--data {spec} has {len(data.classes)} class(es); a classifier needs at least two")
+    for split, images in (("train", data.train), ("val", data.val)):
+        if len(images) == 0:
+            raise DataError(f"--data {spec} has no {split} images")
+        if images.images.shape[0] != len(images):
+            raise DataError(f"--data {spec}: {split} has {images.images.shape[0]} images and {len(images)} labels")
+        if int(images.labels.min()) < 0 or int(images.labels.max()) >= len(data.classes):
+            raise DataError(f"--data {spec}: {split} labels fall outside the {len(data.classes)} classes")
+        if not torch.isfinite(images.images).all():
+            raise DataError(f"--data {spec}: {split} images hold non-finite pixels")
+    return data
+
+
+def _load(spec: str, size: int, seed: int) -> DataBundle:
     kind, _, path = spec.partition(":")
     if kind == "synthetic":
         if not path:

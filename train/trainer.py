@@ -155,14 +155,22 @@ class Run:
         return round((self.cfg.warmup_epochs or 0) * self.steps)
 
 
-def start_run(config: TrainConfig, ctx: Dist, resume: bool, last_path: Path) -> Run:
-    """Config (resumed or new), data, model and optimizer, ready for the first epoch to run."""
+def start_run(config: TrainConfig, ctx: Dist, resume: bool, last_path: Path, must_match: tuple[str, ...] = ()) -> Run:
+    """Config (resumed or new), data, model and optimizer, ready for the first epoch to run.
+
+    ``must_match``: settings the user gave explicitly; resuming a run made with other values is refused.
+    """
     state: Checkpoint | None = None
     if resume:
         if not last_path.exists():
             raise TrainingError(f"--resume: no {last_path} to resume from")
         state = Checkpoint.load(last_path)
         saved = TrainConfig.from_dict(state.extra["train_config"])
+        differ = [f"--{n.replace('_', '-')} {getattr(config, n)!r} (the run has {getattr(saved, n)!r})"
+                  for n in must_match if getattr(config, n) != getattr(saved, n)]  # fmt: skip
+        if differ:
+            raise TrainingError(f"--resume continues the run in {last_path.parent}, made with other settings: "
+                                f"{'; '.join(differ)}. Drop those flags, or train into a new --out")  # fmt: skip
         # A resumed run keeps its recipe; only the length may be extended.
         saved.epochs, saved.out, saved.device = config.epochs, config.out, config.device
         config = saved
@@ -282,7 +290,7 @@ def save_epoch(run: Run, ctx: Dist, epoch: int, out: Path) -> None:
     write_metrics(out / "metrics.csv", run.metrics)
 
 
-def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False) -> Path:
+def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False, must_match: tuple[str, ...] = ()) -> Path:
     """Train and return the path of ``OUT/model.ckpt``. Raises TrainingError and friends."""
     config.validate()
     out = Path(config.out)
@@ -292,7 +300,7 @@ def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False) -> 
         if ctx.main:
             check_out_dir(out)
         last_path = out / "last.ckpt"
-        run = start_run(config, ctx, resume, last_path)
+        run = start_run(config, ctx, resume, last_path, must_match)
         cfg, data, dsop = run.cfg, run.data, run.spec.dsop
         if run.start_epoch:
             say(f"resuming from {last_path} after epoch {run.start_epoch}")
@@ -312,7 +320,12 @@ def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False) -> 
                 f"top-5 {row['val_top5']:.2f}%, {row['images_per_s']:.0f} img/s, {row['epoch_s']:.1f} s"
             )
             if ctx.main:
-                save_epoch(run, ctx, epoch, out)
+                try:
+                    save_epoch(run, ctx, epoch, out)
+                except OSError as exc:  # a full disk: one line, and every file written before is intact
+                    kept = f"{last_path} (epoch {epoch}) is intact" if epoch and last_path.exists() else "nothing kept"
+                    raise TrainingError(f"could not write the checkpoint of epoch {epoch + 1} to {out}: "
+                                        f"{exc.strerror or exc}; {kept}") from exc  # fmt: skip
             if ctx.world > 1:
                 dist.barrier()
         final = out / "model.ckpt"
