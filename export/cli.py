@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--to", default="all", help=f"{', '.join(FORMATS)}, a comma list, or all (default all)")
     parser.add_argument("--out", type=Path, help="output folder (default: CHECKPOINT_DIR/export)")
     offered = "; ".join(f"{name}: {', '.join(fmt.precisions)}" for name, fmt in FORMATS.items())
-    parser.add_argument("--precision", choices=all_precisions(), default="fp32",
-                        help=f"applied to each format that offers it ({offered}); default fp32")  # fmt: skip
+    parser.add_argument("--precision", choices=all_precisions(),
+                        help=f"applied to each format that offers it ({offered}; the first is the format's "
+                             "default, used when this is not given)")  # fmt: skip
     parser.add_argument("--calib", help="--data spec of int8 calibration images (default: the checkpoint's data)")
     parser.add_argument("--samples", type=int, default=32, help="real images in the parity check (default 32)")
     parser.add_argument("--verbose", action="store_true", help="show the converters' own output")

@@ -153,7 +153,8 @@ class ImageInputHead(nn.Module):
 
 
 @converter("coreml")
-def export_coreml(model: nn.Module, example: Tensor, folder: Path, meta: BundleMeta, **_: Any) -> dict[str, Any]:
+def export_coreml(model: nn.Module, example: Tensor, folder: Path, meta: BundleMeta, precision: str = "fp16",
+                  **_: Any) -> dict[str, Any]:  # fmt: skip
     ct = need("coremltools", "coreml")
     path = folder / FORMATS["coreml"].file
     wrapped = ImageInputHead(model, meta.mean, meta.std).eval()
@@ -168,12 +169,15 @@ def export_coreml(model: nn.Module, example: Tensor, folder: Path, meta: BundleM
         classifier_config=ct.ClassifierConfig(list(meta.classes), predicted_feature_name="classLabel"),
         convert_to="mlprogram",
         minimum_deployment_target=ct.target.iOS16,
-        compute_precision=ct.precision.FLOAT32,
+        compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
     )
     mlmodel.user_defined_metadata.update(meta.flat_metadata())
     mlmodel.short_description = f"deepsquare {meta.arch} {meta.variant}"
     mlmodel.save(str(path))
-    return {"file": path.name, **coreml_structure(path, meta)}
+    return {"file": path.name, "precision": precision, **coreml_structure(path, meta)}
+
+
+FLOAT16 = 10  # coremltools.proto.MIL_pb2.DataType.FLOAT16
 
 
 def coreml_structure(path: Path, meta: BundleMeta) -> dict[str, Any]:
@@ -185,9 +189,13 @@ def coreml_structure(path: Path, meta: BundleMeta) -> dict[str, Any]:
     labels = list(spec.neuralNetworkClassifier.stringClassLabels.vector) if spec.HasField(
         "neuralNetworkClassifier") else []  # fmt: skip
     ops: list[str] = []
+    fp16_tensors = 0
     for function in spec.mlProgram.functions.values():
         for block in function.block_specializations.values():
             ops += [op.type for op in block.operations]
+            fp16_tensors += sum(
+                out.type.tensorType.dataType == FLOAT16 for op in block.operations for out in op.outputs
+            )
     classifier_labels = _program_labels(spec) or labels
     problems = []
     if image is None or image.type.WhichOneof("Type") != "imageType":
@@ -207,6 +215,7 @@ def coreml_structure(path: Path, meta: BundleMeta) -> dict[str, Any]:
         "outputs": [o.name for o in spec.description.output],
         "op_types": sorted(set(ops)),
         "classifier_labels": len(classifier_labels),
+        "fp16_tensors": fp16_tensors,  # > 0: the program computes in float16 (what the Neural Engine runs)
         "structure_problems": problems,
     }
 
@@ -220,3 +229,21 @@ def _program_labels(spec: Any) -> list[str]:
                     items = op.inputs["classes"].arguments[0].value.immediateValue.list.values
                     return [s for item in items for s in item.immediateValue.tensor.strings.values]
     return []
+
+
+# --- ExecuTorch -------------------------------------------------------------------------
+@converter("executorch")
+def export_executorch(model: nn.Module, example: Tensor, folder: Path, meta: BundleMeta, **_: Any) -> dict[str, Any]:
+    """torch.export -> edge dialect -> XNNPACK-lowered ``.pte`` (batch 1, NCHW), PyTorch's on-device format."""
+    need("executorch", "executorch")
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    path = folder / FORMATS["executorch"].file
+    program = torch.export.export(model.eval(), (example[:1].contiguous(),))
+    lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+    ops = sorted({str(node.target) for node in lowered.exported_program().graph.nodes if node.op == "call_function"})
+    path.write_bytes(lowered.to_executorch().buffer)
+    delegated = sum("executorch_call_delegate" in op for op in ops)
+    return {"file": path.name, "op_types": ops, "xnnpack_delegated": bool(delegated),
+            "metadata": "model.json only (a .pte has no metadata slot)"}  # fmt: skip

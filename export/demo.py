@@ -24,6 +24,7 @@ import torch
 from deepsquare.runtime.bench_report import markdown_table as latency_table
 from deepsquare.runtime.bench_report import write_outputs
 from deepsquare.runtime.files import size_on_disk, write_text_atomically
+from deepsquare.runtime.formats import FORMATS, by_runtime
 from deepsquare.runtime.latency import LatencyPlan, time_models
 from deepsquare.train.checkpoint import Checkpoint
 from deepsquare.train.trainer import TrainConfig, TrainingError, train
@@ -43,6 +44,9 @@ TORCHVISION_COUNTS = {
     "shufflenetv2_x2_0": 7_393_996,
 }
 ARCH = "shufflenetv2_x0_5"
+TIMED_RUNTIMES = ("onnxruntime", "litert", "executorch")
+FORMAT_TITLES = {"onnx": "ONNX", "coreml": "Core ML", "tflite": "TFLite", "executorch": "ExecuTorch"}
+RUNTIME_TITLES = {"onnxruntime": "ORT", "litert": "LiteRT", "executorch": "ExecuTorch"}
 # (run name, variant, DSoP stages)
 RUNS = (("gap", "gap", ()), ("se", "se", ()), ("sp+ss+sex+dsop", "sp+ss+sex", ("stage2", "stage3", "stage4")))
 
@@ -60,7 +64,7 @@ def train_and_export(name: str, variant: str, stages: tuple[str, ...], args: arg
     train_s = time.perf_counter() - started
     metrics = Checkpoint.load(ckpt).metrics[-1]
     log(f"    {name}: val top-1 {metrics['val_top1']:.1f}% after {args.epochs} epochs ({train_s:.0f} s); exporting")
-    request = ExportRequest(ckpt, ["onnx", "coreml", "tflite"], out / "export")
+    request = ExportRequest(ckpt, list(FORMATS), out / "export")
     ok, report = run_export(request, log=lambda m: log(f"      {m}"))
     formats = {}
     for fmt, record in report["formats"].items():
@@ -77,14 +81,14 @@ def train_and_export(name: str, variant: str, stages: tuple[str, ...], args: arg
 
 def benchmark(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     """The trained models' exported files as they ship, then the same variants at 224x224, 1000 classes."""
-    formats = {"onnx", "tflite"}
+    formats = {by_runtime(runtime).name for runtime in TIMED_RUNTIMES}
     trained = []
     for run in runs:
         if all(run["formats"].get(f, {}).get("passed") for f in formats):
             trained.append(bench.bundle_model(args.out / run["name"] / "export", formats, name=run["name"]))
         else:
             log(f"    {run['name']}: not timed, its export failed")
-    plan = LatencyPlan(runs=args.bench_runs, warmup=5, runtimes=("onnxruntime", "litert"), threads=(1,))
+    plan = LatencyPlan(runs=args.bench_runs, warmup=5, runtimes=TIMED_RUNTIMES, threads=(1,))
     with tempfile.TemporaryDirectory(prefix="deepsquare-demo-") as tmp:
         imagenet = [bench.random_variant(ARCH, variant, 224, 1000, Path(tmp) / variant, formats)
                     for variant in dict.fromkeys(variant for _, variant, _ in RUNS)]  # fmt: skip
@@ -101,14 +105,17 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## ShuffleNetV2 x0.5: accuracy, export parity, size, latency of the exported files",
         "",
-        "| model | val top-1 | params train -> deploy | ONNX | TFLite | Core ML | ORT p50 ms (x gap) | "
-        "LiteRT p50 ms (x gap) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | val top-1 | params train -> deploy | "
+        + " | ".join(FORMAT_TITLES[f] for f in FORMATS)
+        + " | "
+        + " | ".join(f"{RUNTIME_TITLES[r]} p50 ms (x gap)" for r in TIMED_RUNTIMES)
+        + " |",
+        "|---|---|---|" + "---|" * (len(FORMATS) + len(TIMED_RUNTIMES)),
     ]
     timed = {(r["name"], r["runtime"]): r for r in report["latency"]["ratios"] if r["source"] != bench.RANDOM_WEIGHTS}
     for run in report["runs"]:
         cells = []
-        for fmt in ("onnx", "tflite", "coreml"):
+        for fmt in FORMATS:
             f = run["formats"].get(fmt, {})
             if not f.get("passed"):
                 cells.append(f"FAILED: {f.get('reason', 'not run')}")
@@ -116,7 +123,7 @@ def markdown(report: dict[str, Any]) -> str:
                 cells.append(f"ok, diff {f['max_abs_diff']:.1g}, {f['size_kb']} KB")
             else:
                 cells.append(f"converted, {f['size_kb']} KB; parity not run (needs macOS)")
-        for runtime in ("onnxruntime", "litert"):
+        for runtime in TIMED_RUNTIMES:
             r = timed.get((run["name"], runtime))
             cells.append(f"{r['p50_ms']:.2f} (x{r['ratio']:.2f})" if r else "not timed")
         lines.append(f"| {run['name']} | {run['val_top1']:.1f}% | {run['params_training']:,} -> "
@@ -163,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as exc:
         print(f"deepsquare-demo: {exc}", file=sys.stderr)
         return 1
-    log("3/4 latency, batch 1, 1 thread, ONNX Runtime and LiteRT: the exported models, and the 224x224 ImageNet shape")
+    log(
+        "3/4 latency, batch 1, 1 thread, ONNX Runtime, LiteRT and ExecuTorch: the exported models, and the 224x224 "
+        "ImageNet shape"
+    )
     latency = benchmark(runs, args)
     write_outputs(latency, args.out / "bench")
     for r in latency["ratios"]:

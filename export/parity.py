@@ -6,9 +6,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-# fp32 must agree to float32 round-off; quantized models are judged by top-1 agreement.
+# fp32 must agree to float32 round-off; fp16 to half-precision round-off through the network (measured
+# here: 3e-4..1e-3 relative on trained models, so 1e-2 leaves 10x room); int8 is judged by top-1 agreement.
 TOLERANCES: dict[str, dict[str, float]] = {
     "fp32": {"max_abs": 1e-4, "max_rel": 1e-4, "top1": 1.0},
+    "fp16": {"max_abs": 1e-2, "max_rel": 1e-2, "top1": 0.98},
     "int8": {"max_abs": float("inf"), "max_rel": float("inf"), "top1": 0.9},
 }
 
@@ -37,9 +39,10 @@ def compare(fmt: str, runtime: str, precision: str, got: np.ndarray, reference: 
     max_rel = max_abs / scale
     # A near-tie in the reference cannot be called a disagreement at fp32 round-off.
     top2 = np.sort(reference, axis=1)[:, -2:]
-    decisive = (top2[:, 1] - top2[:, 0]) > 2 * tol["max_abs"] * max(1.0, scale) if precision == "fp32" else np.ones(
-        len(reference), dtype=bool
-    )  # fmt: skip
+    if np.isfinite(tol["max_abs"]):
+        decisive = (top2[:, 1] - top2[:, 0]) > 2 * tol["max_abs"] * max(1.0, scale)
+    else:
+        decisive = np.ones(len(reference), dtype=bool)
     agree = got.argmax(1) == reference.argmax(1)
     top1 = float(agree[decisive].mean()) if decisive.any() else 1.0
     problems = []

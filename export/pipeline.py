@@ -13,6 +13,7 @@ converter function in ``deepsquare.export.converters``.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import platform
@@ -53,7 +54,7 @@ class ExportRequest:
     checkpoint: Path
     formats: list[str]
     out: Path
-    precision: str = "fp32"  # applied to the formats that offer it; the others stay at their default
+    precision: str | None = None  # applied to the formats that offer it; None or the others: each format's default
     calib: str | None = None  # --data spec of int8 calibration images (default: the checkpoint's data)
     samples: int = 32  # real images in the parity check
     verbose: bool = False  # show the converters' own output
@@ -84,7 +85,7 @@ def parse_formats(text: str) -> list[str]:
     return names
 
 
-def precision_for(fmt: Format, asked: str) -> str:
+def precision_for(fmt: Format, asked: str | None) -> str:
     return asked if asked in fmt.precisions else fmt.precisions[0]
 
 
@@ -94,7 +95,7 @@ def check_request(request: ExportRequest) -> None:
         if name not in FORMATS:
             raise ExportError(f"unknown format {name!r}; valid: {', '.join(FORMATS)}")
     offered = [n for n in request.formats if request.precision in FORMATS[n].precisions]
-    if not offered:
+    if request.precision is not None and not offered:
         by_format = "; ".join(f"{n}: {', '.join(FORMATS[n].precisions)}" for n in request.formats)
         raise ExportError(f"precision {request.precision!r} is offered by none of {', '.join(request.formats)} "
                           f"({by_format})")  # fmt: skip
@@ -156,13 +157,26 @@ def format_entry(fmt: Format, precision: str) -> FormatEntry:
     return FormatEntry(fmt.file, fmt.layout, fmt.input_name, fmt.output_name, precision, {"outputs": fmt.outputs})
 
 
-def verify(fmt: Format, staging: Path, meta: BundleMeta, inputs: torch.Tensor, reference: np.ndarray,
-           precision: str, info: dict[str, Any], judged: slice) -> FormatOutcome:  # fmt: skip
+def emulated_fp16(fmt: Format, deployed: torch.nn.Module, inputs: torch.Tensor, reference: np.ndarray) -> ParityResult:
+    half = copy.deepcopy(deployed).half()
+    with torch.no_grad():
+        got = half(inputs.half()).float().numpy()
+    return compare(fmt.name, "torch-float16", "fp16", got, reference)
+
+
+def verify(fmt: Format, staging: Path, meta: BundleMeta, deployed: torch.nn.Module, inputs: torch.Tensor,
+           reference: np.ndarray, precision: str, info: dict[str, Any], judged: slice) -> FormatOutcome:  # fmt: skip
     """Run the staged file in its runtime against the deploy model's outputs."""
     outcome = FormatOutcome(passed=True, info=info)
     problems = list(info.get("structure_problems", []))
     if not fmt.runs_here():
         outcome.note = f"numeric parity: not run (needs {'macOS' if fmt.runs_on == 'Darwin' else fmt.runs_on})"
+        if precision == "fp16":
+            # What can be checked here: the deploy model itself, evaluated in float16, against float32.
+            outcome.parity = emulated_fp16(fmt, deployed, inputs, reference)
+            outcome.note += "; fp16 checked by evaluating the deploy model in float16 (torch, CPU)"
+            if not outcome.parity.passed:
+                problems.append(f"in float16: {outcome.parity.reason}")
         outcome.passed, outcome.reason = not problems, "; ".join(problems)
         return outcome
     write_text_atomically(staging / SIDECAR, meta.to_json())
@@ -203,7 +217,7 @@ def convert_and_verify(fmt: Format, deployed: torch.nn.Module, inputs: torch.Ten
     # Quantized models are calibrated on real images: judge them on those alone.
     judged = slice(RANDOM_SAMPLES, None) if precision != "fp32" and has_real else slice(None)
     with quiet(verbose):
-        return verify(fmt, staging, meta_with_entry, inputs, reference, precision, info, judged)
+        return verify(fmt, staging, meta_with_entry, deployed, inputs, reference, precision, info, judged)
 
 
 def format_record(outcome: FormatOutcome, precision: str, seconds: float) -> dict[str, Any]:
@@ -262,9 +276,10 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tu
             if outcome.passed:
                 meta.formats[name] = format_entry(fmt, precision)
                 parity = outcome.parity
-                detail = (f"max abs diff {parity.max_abs_diff:.2g}, top-1 agreement {parity.top1_agreement:.0%}"
-                          if parity else outcome.note)  # fmt: skip
-                log(f"{name}: ok ({request.out / fmt.file}; {detail}; {seconds:.1f} s)")
+                figures = (f"max abs diff {parity.max_abs_diff:.2g}, top-1 agreement {parity.top1_agreement:.0%}"
+                           if parity else "")  # fmt: skip
+                detail = f"{outcome.note} ({figures})" if outcome.note and figures else outcome.note or figures
+                log(f"{name}: ok, {precision} ({request.out / fmt.file}; {detail}; {seconds:.1f} s)")
             else:
                 all_ok = False
                 remove(staging / fmt.file)  # the bundle never ships a file that failed

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .runners import CoreMLRunner, LiteRTRunner, OnnxRunner
+from .runners import CoreMLRunner, ExecuTorchRunner, LiteRTRunner, OnnxRunner
 
 if TYPE_CHECKING:
     from .bundle import BundleMeta
@@ -35,7 +35,7 @@ class Format:
     input_name: str
     output_name: str
     outputs: str  # "logits" or "probabilities": what the runner returns, what parity compares
-    precisions: tuple[str, ...]  # the first is the default
+    precisions: tuple[str, ...]  # the first is the format's default
     extra: str  # pip install 'deepsquare[EXTRA]' brings converter and runtime
     converter_modules: tuple[str, ...]  # importable for the export to start
     runtime: str  # the benchmark record's runtime name
@@ -66,7 +66,8 @@ FORMATS: dict[str, Format] = {
         lambda path, meta, threads: OnnxRunner(path, threads),
     ),
     "coreml": Format(
-        "coreml", "model.mlpackage", "image", "image", "classLabel_probs", "probabilities", ("fp32",), "coreml",
+        # fp16 by default: the Neural Engine runs ML Programs in float16 only (and coremltools defaults to it).
+        "coreml", "model.mlpackage", "image", "image", "classLabel_probs", "probabilities", ("fp16", "fp32"), "coreml",
         ("coremltools",), "coreml",
         lambda path, meta, threads: CoreMLRunner(path, meta), runs_on="Darwin",
     ),
@@ -74,6 +75,12 @@ FORMATS: dict[str, Format] = {
         "tflite", "model.tflite", "NHWC", "input", "logits", "logits", ("fp32", "int8"), "tflite",
         ("litert_torch", "ai_edge_litert"), "litert",
         lambda path, meta, threads: LiteRTRunner(path, threads),
+    ),
+    # PyTorch's own on-device runtime; the .pte has no metadata slot, so model.json carries it.
+    "executorch": Format(
+        "executorch", "model.pte", "NCHW", "input", "logits", "logits", ("fp32",), "executorch",
+        ("executorch",), "executorch",
+        lambda path, meta, threads: ExecuTorchRunner(path, threads),
     ),
 }  # fmt: skip
 

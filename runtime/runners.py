@@ -109,6 +109,43 @@ def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
+class ExecuTorchRunner:
+    """ExecuTorch's Python runtime over a ``.pte`` (XNNPACK-lowered, batch-1 NCHW input).
+
+    The one runner that needs torch at run time: ExecuTorch's Python bindings take and return
+    torch tensors. torch is imported here, when the runner is created, never when
+    ``deepsquare.runtime`` is imported; on a phone the same ``.pte`` runs in ExecuTorch's C++
+    runtime without torch.
+    """
+
+    name = "executorch"
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        try:
+            import torch
+            from executorch.extension.pybindings import portable_lib
+            from executorch.runtime import Runtime
+        except ImportError as exc:
+            raise RuntimeUnavailable("executorch is not installed: pip install 'deepsquare[executorch]'") from exc
+        self._torch = torch
+        if threads:
+            # The XNNPACK thread pool is process-wide in ExecuTorch's Python bindings.
+            portable_lib._unsafe_reset_threadpool(threads)
+        start = time.perf_counter()
+        self.program = Runtime.get().load_program(Path(path))
+        self.method = self.program.load_method("forward")
+        self.init_s = time.perf_counter() - start
+        sizes = list(self.method.metadata.input_tensor_meta(0).sizes())  # [1, 3, H, W]
+        self.input_hw = (int(sizes[2]), int(sizes[3])) if len(sizes) == 4 else None
+
+    def run(self, batch_nchw: np.ndarray) -> np.ndarray:
+        outputs = []
+        for image in np.asarray(batch_nchw, dtype=np.float32):
+            x = self._torch.from_numpy(np.ascontiguousarray(image[None]))
+            outputs.append(self.method.execute([x])[0].numpy()[0].copy())
+        return np.stack(outputs)
+
+
 class CoreMLRunner:
     """Core ML prediction exists on macOS only; elsewhere this refuses plainly.
 

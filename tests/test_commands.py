@@ -39,7 +39,7 @@ def test_demo_trains_exports_and_reports(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["ok"] is True and [r["name"] for r in report["runs"]] == ["gap", "se", "sp+ss+sex+dsop"]
     for r in report["runs"]:
-        assert r["export_ok"] and set(r["formats"]) == {"onnx", "coreml", "tflite"}
+        assert r["export_ok"] and set(r["formats"]) == {"onnx", "coreml", "tflite", "executorch"}
         assert (out / r["name"] / "export" / "model.onnx").is_file()
     dsop = report["runs"][2]
     assert dsop["dsop"] == ["stage2", "stage3", "stage4"] and dsop["params_training"] > dsop["params_deploy"]

@@ -98,8 +98,8 @@ def vanilla_bundle(tmp_path_factory) -> tuple[Path, dict]:
 def test_all_formats_written_verified_and_described(vanilla_bundle) -> None:
     out, report = vanilla_bundle
     assert sorted(p.name for p in out.iterdir()) == [
-        "export_report.json", "model.json", "model.mlpackage", "model.onnx", "model.tflite"]  # fmt: skip
-    for fmt in ("onnx", "tflite"):
+        "export_report.json", "model.json", "model.mlpackage", "model.onnx", "model.pte", "model.tflite"]  # fmt: skip
+    for fmt in ("onnx", "tflite", "executorch"):
         parity = report["formats"][fmt]["parity"]
         assert parity["passed"] and parity["max_rel_diff"] < 1e-4 and parity["top1_agreement"] == 1.0
         assert parity["samples"] == 8 + 16  # the random batch + synthetic:64's 16 validation images
@@ -107,7 +107,12 @@ def test_all_formats_written_verified_and_described(vanilla_bundle) -> None:
     if sys.platform != "darwin":
         assert coreml["note"].startswith("numeric parity: not run (needs macOS")
     assert coreml["structure_problems"] == [] and coreml["classifier_labels"] == 10
+    # Core ML ships in float16 (what the Neural Engine runs), checked here by evaluating the deploy model in float16
+    assert coreml["precision"] == "fp16" and coreml["fp16_tensors"] > 0
+    assert coreml["parity"]["runtime"] == "torch-float16" and coreml["parity"]["max_rel_diff"] < 1e-2
+    assert report["formats"]["executorch"]["xnnpack_delegated"]
     meta = json.loads((out / "model.json").read_text())
+    assert meta["formats"]["coreml"]["precision"] == "fp16" and meta["formats"]["executorch"]["file"] == "model.pte"
     assert meta["formats"]["tflite"]["layout"] == "NHWC" and meta["formats"]["onnx"]["layout"] == "NCHW"
     assert meta["classes"][0] == "grating_0deg" and meta["input_size"] == 32 and len(meta["std"]) == 3
     assert report["deploy"]["stripped_branches"] == ["layer3"]

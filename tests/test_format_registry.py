@@ -11,6 +11,7 @@ from export_helpers import write_checkpoint
 
 from deepsquare.export import bench
 from deepsquare.export.converters import CONVERTERS, export_onnx
+from deepsquare.export.parity import TOLERANCES
 from deepsquare.export.pipeline import ExportError, ExportRequest, check_request, parse_formats, run_export
 from deepsquare.runtime.formats import FORMATS, by_runtime
 from deepsquare.runtime.runners import OnnxRunner, open_runner
@@ -19,7 +20,9 @@ from deepsquare.runtime.runners import OnnxRunner, open_runner
 def test_every_format_has_a_converter_and_a_consistent_row() -> None:
     assert set(CONVERTERS) == set(FORMATS)
     for name, fmt in FORMATS.items():
-        assert fmt.name == name and fmt.precisions[0] == "fp32" and fmt.outputs in {"logits", "probabilities"}
+        assert (
+            fmt.name == name and set(fmt.precisions) <= set(TOLERANCES) and fmt.outputs in {"logits", "probabilities"}
+        )
         assert by_runtime(fmt.runtime) is fmt
 
 
@@ -41,7 +44,7 @@ def alt_format(monkeypatch):
 
 
 def test_a_new_format_is_one_row_and_one_converter(tmp_path: Path, alt_format) -> None:
-    assert parse_formats("all") == ["onnx", "coreml", "tflite", "alt"]
+    assert parse_formats("all") == ["onnx", "coreml", "tflite", "executorch", "alt"]
     ckpt = write_checkpoint(tmp_path, "vanilla_cnn", "sp+ss")
     ok, report = run_export(ExportRequest(ckpt, ["alt"], tmp_path / "out"), log=lambda m: None)
     assert ok and report["formats"]["alt"]["parity"]["max_rel_diff"] < 1e-4
@@ -67,3 +70,12 @@ def test_precision_is_checked_against_the_table_before_any_work(tmp_path: Path) 
 def test_all_cannot_be_combined_with_names() -> None:
     with pytest.raises(ExportError, match="give 'all' alone"):
         parse_formats("all,onnx")
+
+
+def test_coreml_fp32_on_request_and_the_table_default_otherwise(tmp_path: Path) -> None:
+    ckpt = write_checkpoint(tmp_path, "vanilla_cnn", "gap")
+    ok, report = run_export(ExportRequest(ckpt, ["coreml", "onnx"], tmp_path / "out", "fp32"), log=lambda m: None)
+    assert (
+        ok and report["formats"]["coreml"]["precision"] == "fp32" and report["formats"]["coreml"]["fp16_tensors"] == 0
+    )
+    assert report["formats"]["onnx"]["precision"] == "fp32"

@@ -105,6 +105,8 @@ def metadata_problem(data: dict[str, Any]) -> str | None:
             return f"'{name}' must be 3 numbers (R, G, B), got {values!r}"
     if not all(v > 0 for v in data["std"]):
         return f"'std' must be positive, got {data['std']!r}"
+    if not isinstance(data.get("data", ""), str | None):
+        return f"'data' must be the --data spec it was trained on (a string), got {data['data']!r}"
     if not isinstance(data["state_dict"], dict) or not all(isinstance(v, torch.Tensor)
                                                            for v in data["state_dict"].values()):  # fmt: skip
         return "'state_dict' must map names to tensors"

@@ -59,11 +59,13 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Every setting checked before any data is loaded; the message names the flag."""
-        problems = [
-            f"--{name.replace('_', '-')} must be in {low}..{high:,}, got {getattr(self, name)}"
-            for name, low, high in RANGES
-            if not low <= getattr(self, name) <= high
-        ]
+        problems = []
+        for name, low, high in RANGES:
+            value, flag = getattr(self, name), name.replace("_", "-")
+            if value < low:
+                problems.append(f"--{flag} must be >= {low}, got {value}")
+            elif value > high:
+                problems.append(f"--{flag} must be in {low}..{high:,}, got {value}")
         for name, value in (("lr", self.lr), ("weight_decay", self.weight_decay), ("clip_grad", self.clip_grad),
                             ("warmup_epochs", self.warmup_epochs)):  # fmt: skip
             positive = name == "lr"
@@ -75,7 +77,7 @@ class TrainConfig:
         if self.dropout is not None and not 0 <= self.dropout < 1:
             problems.append(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.arch not in ARCHS:
-            problems.append(f"unknown --arch {self.arch!r}; valid: {', '.join(ARCHS)}")
+            problems.append(f"unknown arch {self.arch!r} (--arch); valid: {', '.join(ARCHS)}")
         if problems:
             raise ValueError("; ".join(problems))
         parse_variant(self.variant)  # VariantError names the bad part and the valid names
