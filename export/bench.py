@@ -79,7 +79,7 @@ def export_for_bench(name: str, arch: str, variant: str, model: nn.Module, input
     for fmt in sorted(formats):
         entry_meta = BundleMeta(**{**meta.__dict__, "formats": {fmt: format_entry(FORMATS[fmt], "fp32")}})
         with quiet():
-            CONVERTERS[fmt](deployed, example, folder, entry_meta)
+            CONVERTERS[fmt](deployed.for_format(fmt), example, folder, entry_meta)
         files[fmt] = folder / FORMATS[fmt].file
     ops = count_ops(deployed, input_size)
     return BenchModel(name, arch, variant, input_size, files, source, count_parameters(deployed), ops.macs,

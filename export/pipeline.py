@@ -204,8 +204,8 @@ def convert_and_verify(fmt: Format, deployed: torch.nn.Module, inputs: torch.Ten
     meta_with_entry = BundleMeta(**{**meta.__dict__, "formats": {fmt.name: format_entry(fmt, precision)}})
     with quiet(verbose) as captured:
         try:
-            info = CONVERTERS[fmt.name](deployed, inputs[:2], staging, meta_with_entry, precision=precision,
-                                        calibration=calibration)  # fmt: skip
+            info = CONVERTERS[fmt.name](deployed.for_format(fmt.name), inputs[:2], staging, meta_with_entry,
+                                        precision=precision, calibration=calibration)  # fmt: skip
         except ConverterMissing:
             raise
         except Exception as exc:  # a converter failure is this format's failure, not the run's

@@ -25,6 +25,10 @@ from .timing import Opener, TimingPlan, progress_total, ratio_interval, time_int
 BAR_FORMAT = "{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}]{postfix}"
 
 
+# What the runners set that changes a measurement (recorded with every record).
+RUNTIME_SETTINGS = {"onnxruntime": {"intra_op_spinning": False}}
+
+
 @dataclass
 class BenchModel:
     """One model to time: its exported files and what it costs."""
@@ -93,7 +97,9 @@ def time_models(models: list[BenchModel], plan: LatencyPlan, progress: bool = Tr
         for i, m in enumerate(group):
             size_kb = m.size_kb(fmt)
             extra = {"batch": 1, "input_size": size, "format": fmt, "size_kb": size_kb, "params": m.params,
-                     "macs": m.macs, "elementwise": m.elementwise, "source": m.source, "name": m.name}  # fmt: skip
+                     "macs": m.macs, "elementwise": m.elementwise, "source": m.source, "name": m.name,
+                     "order": "interleaved, rotating every round, sessions re-created per block",
+                     **RUNTIME_SETTINGS.get(runtime, {})}  # fmt: skip
             record = record_from_times(timing.times_ms[i], model=arch, variant=m.variant, runtime=runtime, threads=t,
                                        warmup=plan.warmup, init_ms=timing.init_ms[i], machine=machine,
                                        extra=extra)  # fmt: skip

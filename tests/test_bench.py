@@ -242,3 +242,13 @@ def test_records_measured_elsewhere_join_the_report(tmp_path: Path, monkeypatch)
     records.write_text('[{"model": "x"}]')
     with pytest.raises(ValueError, match="is not a list of benchmark records"):
         bench.run_bench(fake_args(variants="gap", add_records=str(records)), progress=False)
+
+
+def test_onnx_runtime_sessions_do_not_spin_between_runs(tmp_path: Path) -> None:
+    ckpt = write_checkpoint(tmp_path, "vanilla_cnn", "gap")
+    assert run_export(ExportRequest(ckpt, ["onnx"], tmp_path / "export"), log=lambda m: None)[0]
+    from deepsquare.runtime.runners import open_runner
+
+    runner, _ = open_runner(tmp_path / "export", "onnx", threads=2)
+    options = runner.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -294,3 +294,15 @@ def test_missing_converter_names_the_extra(tmp_path: Path, monkeypatch, capsys) 
     assert export_cli.main([str(ckpt), "--to", "coreml", "--out", str(tmp_path / "out")]) == 1
     assert "coremltools is not installed: pip install 'deepsquare[coreml]'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_shufflenet_onnx_shuffles_with_one_gather_and_no_transpose(tmp_path: Path) -> None:
+    from deepsquare.train.models.shufflenetv2 import channel_shuffle, channel_shuffle_index_select
+
+    x = torch.randn(2, 48, 5, 5)
+    assert torch.equal(channel_shuffle(x, 2), channel_shuffle_index_select(x, 2))  # the same numbers, bit for bit
+    ckpt = write_checkpoint(tmp_path, "shufflenetv2_x0_5", "sp+sex")
+    result = export(str(ckpt), "--to", "onnx", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "out" / "model.onnx")).graph.node]
+    assert "Transpose" not in ops and "GatherND" not in ops and ops.count("Gather") == 16

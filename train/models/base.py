@@ -117,6 +117,11 @@ class SquareNet(nn.Module):
             setattr(parent, bn_name, nn.Identity())
         return len(pairs)
 
+    def for_format(self, fmt: str) -> SquareNet:
+        """The deploy form one export format lowers best; the same numbers in every form. Most models have
+        one form for all (this default); ShuffleNetV2 picks its channel shuffle per format."""
+        return self
+
     def fold_square_softmin(self) -> str | None:
         """Fold the Square-Softmin scale into the FC (see :meth:`SquareSoftmin.fold_into`)."""
         if not isinstance(self.softmin, SquareSoftmin):
