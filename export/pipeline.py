@@ -67,6 +67,7 @@ class FormatOutcome:
     parity: ParityResult | None = None
     note: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    outputs: np.ndarray | None = None  # what the runtime returned for the parity inputs
 
 
 def parse_formats(text: str) -> list[str]:
@@ -126,18 +127,26 @@ def prepare_out(out: Path) -> None:
         raise ExportError(f"cannot write to --out {out}: {exc.strerror or exc}") from exc
 
 
-def parity_inputs(ckpt: Checkpoint, samples: int, seed: int = 0) -> tuple[torch.Tensor, str]:
-    """A fixed random batch, plus real validation images when the data set can be loaded."""
+@dataclass
+class ParityInputs:
+    images: torch.Tensor  # normalized NCHW: RANDOM_SAMPLES random, then the real ones
+    description: str
+    labels: np.ndarray | None = None  # of the real images: quantized formats report their accuracy
+
+
+def parity_inputs(ckpt: Checkpoint, samples: int, seed: int = 0) -> ParityInputs:
+    """A fixed random batch, plus real validation images (held out from training) when the data set loads."""
     size = ckpt.input_size
     batch = torch.randn(RANDOM_SAMPLES, 3, size, size, generator=torch.Generator().manual_seed(seed))
     if samples == 0:
-        return batch, f"{RANDOM_SAMPLES} random"
+        return ParityInputs(batch, f"{RANDOM_SAMPLES} random")
     try:
         data = load_data(ckpt.data, size, seed)
     except (DataError, OSError, ValueError):
-        return batch, f"{RANDOM_SAMPLES} random"
+        return ParityInputs(batch, f"{RANDOM_SAMPLES} random")
     real = data.val.images[:samples]
-    return torch.cat([batch, ckpt.normalize(real)]), f"{RANDOM_SAMPLES} random + {len(real)} from {data.name}"
+    description = f"{RANDOM_SAMPLES} random + {len(real)} from {data.name}"
+    return ParityInputs(torch.cat([batch, ckpt.normalize(real)]), description, data.val.labels[:samples].numpy())
 
 
 def calibration_batch(spec: str | None, ckpt: Checkpoint, count: int = 64) -> torch.Tensor:
@@ -190,6 +199,7 @@ def verify(fmt: Format, staging: Path, meta: BundleMeta, deployed: torch.nn.Modu
     except Exception as exc:  # the runtime rejects the model: this format fails
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return FormatOutcome(False, f"{fmt.runtime} could not run it: {first}", info=info)
+    outcome.outputs = got
     expected = reference if fmt.outputs == "logits" else torch.softmax(torch.from_numpy(reference), 1).numpy()
     outcome.parity = compare(fmt.name, fmt.runtime, precision, got[judged], expected[judged])
     if not outcome.parity.passed:
@@ -230,6 +240,14 @@ def format_record(outcome: FormatOutcome, precision: str, seconds: float) -> dic
     return record
 
 
+def held_out_accuracy(got: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Top-1 of the exported model and of the fp32 deploy model on the real (validation) images."""
+    real = slice(RANDOM_SAMPLES, None)
+    exported = float(np.mean(got[real].argmax(1) == labels))
+    fp32 = float(np.mean(reference[real].argmax(1) == labels))
+    return {"images": len(labels), "top1": exported, "top1_fp32": fp32, "delta_points": 100 * (exported - fp32)}
+
+
 def remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -243,7 +261,8 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tu
     check_request(request)
     ckpt = Checkpoint.load(request.checkpoint)
     model = ckpt.build_model()
-    inputs, inputs_desc = parity_inputs(ckpt, request.samples)
+    checked = parity_inputs(ckpt, request.samples)
+    inputs, inputs_desc = checked.images, checked.description
     deployed, deploy_report = deploy_transform(model, inputs)
     log(
         f"deploy: stripped {deploy_report.stripped_branches or 'no'} DSoP branches, "
@@ -273,6 +292,8 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tu
                                          len(inputs) > RANDOM_SAMPLES, request.verbose)  # fmt: skip
             seconds = time.perf_counter() - t0
             report["formats"][name] = format_record(outcome, precision, seconds)
+            if precision == "int8" and checked.labels is not None and outcome.outputs is not None:
+                report["formats"][name]["accuracy"] = held_out_accuracy(outcome.outputs, reference, checked.labels)
             if outcome.passed:
                 meta.formats[name] = format_entry(fmt, precision)
                 parity = outcome.parity

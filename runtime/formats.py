@@ -61,7 +61,7 @@ def _importable(module: str) -> bool:
 
 FORMATS: dict[str, Format] = {
     "onnx": Format(
-        "onnx", "model.onnx", "NCHW", "input", "logits", "logits", ("fp32",), "onnx",
+        "onnx", "model.onnx", "NCHW", "input", "logits", "logits", ("fp32", "int8"), "onnx",
         ("onnx", "onnxscript", "onnxsim", "onnxruntime"), "onnxruntime",
         lambda path, meta, threads: OnnxRunner(path, threads),
     ),

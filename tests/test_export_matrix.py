@@ -67,3 +67,30 @@ def test_int8_export_is_a_full_integer_graph(tmp_path: Path) -> None:
     assert detail["dtype"] == np.int8 and detail["quantization"][0] > 0
     weights = [t for t in interpreter.get_tensor_details() if t["dtype"] == np.int8]
     assert len(weights) > 5
+
+
+def test_onnx_int8_is_qdq_with_the_first_conv_and_the_classifier_in_float(tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from deepsquare.export.converters import export_onnx
+    from deepsquare.export.deploy import deploy_transform
+    from deepsquare.runtime.bundle import BundleMeta
+    from deepsquare.train import build_model
+
+    model = build_model("vanilla_cnn", "gap", 10).eval()
+    deployed, _ = deploy_transform(model, torch.randn(4, 3, 32, 32))
+    meta = BundleMeta("vanilla_cnn", "gap", [str(i) for i in range(10)], 32, [0.5] * 3, [0.25] * 3)
+    calibration = torch.randn(32, 3, 32, 32)
+    info = export_onnx(deployed, calibration[:2], tmp_path, meta, precision="int8", calibration=calibration)
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph
+    assert info["precision"] == "int8" and {"QuantizeLinear", "DequantizeLinear"} <= set(info["op_types"])
+    feeds = {n.name: [i for i in n.input] for n in graph.node}
+    quantized_inputs = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert not quantized_inputs & set(feeds[convs[0].name])  # the first conv reads float pixels and weights
+    assert quantized_inputs & set(feeds[convs[1].name])  # the next one is quantized
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": calibration[:8].numpy()})[0]
+    expected = deployed(calibration[:8]).detach().numpy()
+    assert np.abs(got - expected).max() < 0.1 * np.abs(expected).max()  # int8 round-off, not garbage
