@@ -109,7 +109,7 @@ def test_all_formats_written_verified_and_described(vanilla_bundle) -> None:
     assert coreml["structure_problems"] == [] and coreml["classifier_labels"] == 10
     # Core ML ships in float16 (what the Neural Engine runs), checked here by evaluating the deploy model in float16
     assert coreml["precision"] == "fp16" and coreml["fp16_tensors"] > 0
-    assert coreml["parity"]["runtime"] == "torch-float16" and coreml["parity"]["max_rel_diff"] < 1e-2
+    assert coreml["parity"]["runtime"] == "float16-rounded" and coreml["parity"]["max_rel_diff"] < 1e-2
     assert report["formats"]["executorch"]["xnnpack_delegated"]
     meta = json.loads((out / "model.json").read_text())
     assert meta["formats"]["coreml"]["precision"] == "fp16" and meta["formats"]["executorch"]["file"] == "model.pte"
