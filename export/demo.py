@@ -44,9 +44,7 @@ TORCHVISION_COUNTS = {
     "shufflenetv2_x2_0": 7_393_996,
 }
 ARCH = "shufflenetv2_x0_5"
-TIMED_RUNTIMES = ("onnxruntime", "litert", "executorch")
-FORMAT_TITLES = {"onnx": "ONNX", "coreml": "Core ML", "tflite": "TFLite", "executorch": "ExecuTorch"}
-RUNTIME_TITLES = {"onnxruntime": "ORT", "litert": "LiteRT", "executorch": "ExecuTorch"}
+TIMED_RUNTIMES = tuple(fmt.runtime for fmt in FORMATS.values() if fmt.runs_here())
 # (run name, variant, DSoP stages)
 RUNS = (("gap", "gap", ()), ("se", "se", ()), ("sp+ss+sex+dsop", "sp+ss+sex", ("stage2", "stage3", "stage4")))
 
@@ -106,9 +104,9 @@ def markdown(report: dict[str, Any]) -> str:
         "## ShuffleNetV2 x0.5: accuracy, export parity, size, latency of the exported files",
         "",
         "| model | val top-1 | params train -> deploy | "
-        + " | ".join(FORMAT_TITLES[f] for f in FORMATS)
+        + " | ".join(fmt.title for fmt in FORMATS.values())
         + " | "
-        + " | ".join(f"{RUNTIME_TITLES[r]} p50 ms (x gap)" for r in TIMED_RUNTIMES)
+        + " | ".join(f"{by_runtime(r).runtime_title} p50 ms (x gap)" for r in TIMED_RUNTIMES)
         + " |",
         "|---|---|---|" + "---|" * (len(FORMATS) + len(TIMED_RUNTIMES)),
     ]

@@ -41,6 +41,8 @@ class Format:
     runtime: str  # the benchmark record's runtime name
     open: OpenRunner
     runs_on: str | None = None  # platform.system() the runtime needs; None: anywhere
+    title: str = ""  # for tables: "ONNX" / "ONNX Runtime"
+    runtime_title: str = ""
 
     def runs_here(self) -> bool:
         return self.runs_on is None or platform.system() == self.runs_on
@@ -63,24 +65,26 @@ FORMATS: dict[str, Format] = {
     "onnx": Format(
         "onnx", "model.onnx", "NCHW", "input", "logits", "logits", ("fp32", "int8"), "onnx",
         ("onnx", "onnxscript", "onnxsim", "onnxruntime"), "onnxruntime",
-        lambda path, meta, threads: OnnxRunner(path, threads),
+        lambda path, meta, threads: OnnxRunner(path, threads), title="ONNX", runtime_title="ORT",
     ),
     "coreml": Format(
         # fp16 by default: the Neural Engine runs ML Programs in float16 only (and coremltools defaults to it).
         "coreml", "model.mlpackage", "image", "image", "classLabel_probs", "probabilities", ("fp16", "fp32"), "coreml",
         ("coremltools",), "coreml",
-        lambda path, meta, threads: CoreMLRunner(path, meta), runs_on="Darwin",
+        lambda path, meta, threads: CoreMLRunner(path, meta), runs_on="Darwin", title="Core ML",
+        runtime_title="Core ML",
     ),
     "tflite": Format(
         "tflite", "model.tflite", "NHWC", "input", "logits", "logits", ("fp32", "int8"), "tflite",
         ("litert_torch", "ai_edge_litert"), "litert",
-        lambda path, meta, threads: LiteRTRunner(path, threads),
+        lambda path, meta, threads: LiteRTRunner(path, threads), title="TFLite", runtime_title="LiteRT",
     ),
     # PyTorch's own on-device runtime; the .pte has no metadata slot, so model.json carries it.
     "executorch": Format(
         "executorch", "model.pte", "NCHW", "input", "logits", "logits", ("fp32",), "executorch",
         ("executorch",), "executorch",
-        lambda path, meta, threads: ExecuTorchRunner(path, threads),
+        lambda path, meta, threads: ExecuTorchRunner(path, threads), title="ExecuTorch",
+        runtime_title="ExecuTorch",
     ),
 }  # fmt: skip
 
