@@ -159,3 +159,38 @@ def test_coreml_timing_loop_interleaves_compute_units(tmp_path: Path, monkeypatc
     assert [(r.extra["compute_units"], r.runs, r.warmup, r.runtime, r.variant) for r in records] == [
         ("CPU_ONLY", 3, 1, "coreml", "sp+ss"), ("ALL", 3, 1, "coreml", "sp+ss")]  # fmt: skip
     assert all(BenchRecord.from_dict(r.to_dict()) == r for r in records)
+
+
+def test_coreml_runner_returns_the_classifiers_probabilities_in_class_order(tmp_path: Path, monkeypatch) -> None:
+    """What coremltools' MLModel.predict returns for the exported classifier: the top label under 'classLabel' and a
+    {label: probability} dict under the probabilities output; never 'logits'. Real Core ML cannot run here."""
+    from types import SimpleNamespace
+
+    import coremltools as ct
+    import numpy as np
+
+    from deepsquare.runtime import runners
+    from deepsquare.runtime.bundle import BundleMeta
+
+    classes = ["cat", "dog", "emu"]
+
+    class ClassifierStandIn:
+        def __init__(self, path: str, compute_units) -> None:
+            self.seen = []
+
+        def get_spec(self):
+            return SimpleNamespace(description=SimpleNamespace(predictedProbabilitiesName="classLabel_probs"))
+
+        def predict(self, inputs: dict) -> dict:
+            self.seen.append(inputs["image"].size)
+            return {"classLabel": "emu", "classLabel_probs": {"emu": 0.7, "cat": 0.1, "dog": 0.2}}
+
+    monkeypatch.setattr(runners.platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(ct.models, "MLModel", ClassifierStandIn)
+    meta = BundleMeta("vanilla_cnn", "gap", classes, 8, [0.5] * 3, [0.25] * 3)
+    runner = runners.CoreMLRunner(tmp_path / "model.mlpackage", meta)
+    probs = runner.run(np.zeros((2, 3, 8, 8), np.float32))
+    assert probs.dtype == np.float32 and np.allclose(probs, [[0.1, 0.2, 0.7]] * 2)
+    assert runner.model.seen == [(8, 8), (8, 8)]
+    assert runners.top_k(probs[0], classes, 2, probabilities=True) == [("emu", pytest.approx(0.7)),
+                                                                         ("dog", pytest.approx(0.2))]  # fmt: skip
