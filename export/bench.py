@@ -41,6 +41,7 @@ from deepsquare.runtime.bench_report import load_records, markdown_table, write_
 from deepsquare.runtime.bundle import BundleError, BundleMeta, load_bundle
 from deepsquare.runtime.formats import FORMATS, by_runtime, runtime_names
 from deepsquare.runtime.latency import BenchModel, LatencyPlan, time_models, timeable_runtimes
+from deepsquare.runtime.quiet import quiet
 from deepsquare.runtime.runners import RuntimeUnavailable, open_model_file
 from deepsquare.train import ARCHS, build_model, count_parameters, parse_variant
 from deepsquare.train.checkpoint import Checkpoint
@@ -49,7 +50,6 @@ from .complexity import count_ops
 from .converters import CONVERTERS, ConverterMissing
 from .deploy import DeployError, deploy_transform
 from .pipeline import ExportError, format_entry, prepare_out
-from .quiet import quiet
 
 DEFAULT_ARCH = "shufflenetv2_x0_5"
 DEFAULT_VARIANTS = "gap,se,sp,ss,sex,sen,sp+sex"

@@ -5,7 +5,7 @@ Every converter writes ``FORMATS[name].file`` into ``folder`` (a staging folder 
 later moves into place) and returns facts for the report. ``meta`` is read, never changed: it
 already lists this format's entry, so formats that embed metadata embed the final one.
 Converter modules are imported inside the function, so a missing one is a clear error naming
-the extra to install; their chatter is hidden by the caller (``deepsquare.export.quiet``).
+the extra to install; their chatter is hidden by the caller (``deepsquare.runtime.quiet``).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ import torch
 from deepsquare.runtime.bundle import SIDECAR, BundleMeta, FormatEntry
 from deepsquare.runtime.files import write_text_atomically
 from deepsquare.runtime.formats import FORMATS, Format
+from deepsquare.runtime.quiet import quiet
 from deepsquare.runtime.runners import RuntimeUnavailable
 from deepsquare.train.checkpoint import Checkpoint, CheckpointError
 from deepsquare.train.data import DataError, load_data
@@ -40,7 +41,6 @@ from .converters import CONVERTERS, ConverterMissing
 from .deploy import deploy_transform
 from .parity import ParityResult, compare
 from .publish import REPORT, new_staging, publish, recover
-from .quiet import quiet
 
 RANDOM_SAMPLES = 8  # a fixed random batch leads every parity check
 

@@ -19,6 +19,7 @@ import numpy as np
 from .bundle import BundleMeta
 from .files import size_on_disk
 from .formats import FORMATS, by_runtime
+from .quiet import quiet
 from .records import BenchRecord, record_from_times, this_machine
 from .timing import Opener, TimingPlan, progress_total, ratio_interval, time_interleaved
 
@@ -69,7 +70,8 @@ def runner_opener(model: BenchModel, runtime: str, threads: int, x: np.ndarray) 
     fmt = by_runtime(runtime)
 
     def open_session():
-        runner = fmt.open(model.files[fmt.name], model.meta, threads)
+        with quiet():  # session creation prints delegate and CPU notes from C++
+            runner = fmt.open(model.files[fmt.name], model.meta, threads)
         return (lambda: runner.run(x)), runner.init_s
 
     return open_session

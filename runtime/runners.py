@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from .bundle import BundleError, BundleMeta, load_bundle
+from .quiet import quiet
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -210,7 +211,8 @@ def open_runner(bundle_dir: str | Path, fmt: str, threads: int = 0) -> tuple[Run
 def open_model_file(open_fn, path: Path, meta: BundleMeta, threads: int) -> Runner:
     """Open one model file; a damaged file or one that disagrees with model.json is a one-line BundleError."""
     try:
-        runner = open_fn(path, meta, threads)
+        with quiet():  # runtimes announce their delegates and CPU features from C++
+            runner = open_fn(path, meta, threads)
     except RuntimeUnavailable:
         raise
     except Exception as exc:  # each runtime has its own exception types for a file it cannot load

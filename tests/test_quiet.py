@@ -5,7 +5,7 @@ import os
 import sys
 import warnings
 
-from deepsquare.export.quiet import CHATTY_LOGGERS, quiet
+from deepsquare.runtime.quiet import CHATTY_LOGGERS, quiet
 
 
 def test_quiet_hides_python_and_file_descriptor_output_and_restores_everything(capfd) -> None:

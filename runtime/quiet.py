@@ -1,7 +1,8 @@
-"""Converter chatter, hidden for one call and put back exactly as it was.
+"""Converter and runtime chatter, hidden for one call and put back exactly as it was (no torch here).
 
-The converters print from Python (warnings, loggers, tqdm bars) and from C++ (TensorFlow
-Lite's "Created XNNPACK delegate", Core ML's "Failed to load _MLModelProxy"), so hiding it
+Converters and runtimes print from Python (warnings, loggers, tqdm bars) and from C++ (TensorFlow
+Lite's "Created XNNPACK delegate", Core ML's "Failed to load _MLModelProxy", ExecuTorch's cpuinfo
+notes), so hiding it
 takes the file descriptors, not just ``sys.stdout``. Nothing process-wide is left changed:
 warning filters come back through ``catch_warnings``, logger levels are restored, and the
 descriptors are swapped back. What was hidden is kept, so a failure can show its tail.
