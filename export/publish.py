@@ -15,6 +15,7 @@ import ctypes
 import ctypes.util
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def _previous_prefix(out: Path) -> str:
 
 def recover(out: Path) -> list[str]:
     """Clean what a killed export left beside ``out``; return what was done, for the log."""
+    out = out.absolute()  # "--out ." stages beside the folder, not inside it
     done = []
     parent = out.parent
     if not parent.is_dir():
@@ -56,6 +58,7 @@ def recover(out: Path) -> list[str]:
 
 
 def new_staging(out: Path) -> Path:
+    out = out.absolute()
     return Path(tempfile.mkdtemp(dir=out.parent, prefix=_staging_prefix(out)))
 
 
@@ -79,7 +82,9 @@ def _exchange(a: Path, b: Path) -> bool:
 
 def publish(staging: Path, out: Path) -> None:
     """Make ``staging`` (a complete bundle) the content of ``out``; the user's own files come along."""
+    out = out.absolute()
     out.mkdir(parents=True, exist_ok=True)
+    os.chmod(staging, stat.S_IMODE(out.stat().st_mode))  # mkdtemp made it private; --out keeps its permissions
     ours = bundle_file_names()
     for entry in out.iterdir():
         if entry.name in ours or (staging / entry.name).exists():

@@ -317,3 +317,11 @@ def test_profile_refuses_binary_logs_and_folder_records(tmp_path: Path, capsys) 
     fixture = Path(__file__).parent / "fixtures" / "benchmark_model" / "android_arm64_cpu_4threads.txt"
     assert profile.main(["parse", str(fixture), "--json", str(tmp_path)]) == 1
     assert "is a folder" in one_error_line(capsys.readouterr().err, "deepsquare-profile")
+
+
+def test_the_published_bundle_keeps_the_out_folders_permissions(bundle: Path, tmp_path: Path) -> None:
+    out = damaged(bundle, tmp_path, lambda f: None)
+    out.chmod(0o755)
+    assert export_cli.main([str(write_checkpoint(tmp_path / "ck", "vanilla_cnn", "gap")), "--to", "onnx", "--out",
+                            str(out)]) == 0  # fmt: skip
+    assert out.stat().st_mode & 0o777 == 0o755
