@@ -2,7 +2,8 @@
 
 The new bundle is built whole in a staging folder beside ``--out`` (``.NAME.staging-*``), then
 swapped with ``--out`` in one step (Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames,
-with the previous bundle kept as ``.NAME.previous-*`` until the second one is done). Files of
+with the previous bundle kept as ``.NAME.previous-*`` until the second one is done). When ``--out``
+is the current folder (``--out .``) the files are replaced one by one instead, ``model.json`` last. Files of
 the previous bundle that the new one does not list (another model's ``model.tflite``, a format
 that failed this time) do not survive the swap; anything else in ``--out`` (a user's own
 files) is carried over untouched. Leftovers of a killed run are cleaned by the next one: a
@@ -80,6 +81,29 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(errno, os.strerror(errno), str(a))
 
 
+def _holds_cwd(out: Path) -> bool:
+    """A shell sitting in --out would be left in a deleted folder by a swap: there, files are replaced instead."""
+    cwd = Path.cwd().resolve()
+    return cwd == out.resolve() or out.resolve() in cwd.parents
+
+
+def _replace_file_by_file(staging: Path, out: Path, ours: set[str]) -> None:
+    """The fallback: model.json goes first and comes back last, so a reader finds no bundle for a moment,
+    never a model.json that lists files of another bundle."""
+    (out / SIDECAR).unlink(missing_ok=True)
+    for name in ours - {SIDECAR}:
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        if (staging / name).exists():
+            os.replace(staging / name, target)
+    if (staging / SIDECAR).exists():
+        os.replace(staging / SIDECAR, out / SIDECAR)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
 def publish(staging: Path, out: Path) -> None:
     """Make ``staging`` (a complete bundle) the content of ``out``; the user's own files come along."""
     out = out.absolute()
@@ -98,6 +122,9 @@ def publish(staging: Path, out: Path) -> None:
                 shutil.copy2(entry, staging / entry.name)
         else:  # a folder or a link of the user's: moved over
             os.replace(entry, staging / entry.name)
+    if _holds_cwd(out):
+        _replace_file_by_file(staging, out, ours)
+        return
     if _exchange(staging, out):
         shutil.rmtree(staging, ignore_errors=True)  # now holds the previous bundle
         return

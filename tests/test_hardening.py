@@ -325,3 +325,14 @@ def test_the_published_bundle_keeps_the_out_folders_permissions(bundle: Path, tm
     assert export_cli.main([str(write_checkpoint(tmp_path / "ck", "vanilla_cnn", "gap")), "--to", "onnx", "--out",
                             str(out)]) == 0  # fmt: skip
     assert out.stat().st_mode & 0o777 == 0o755
+
+
+def test_exporting_into_the_current_folder_replaces_files_in_place(bundle: Path, tmp_path: Path, monkeypatch) -> None:
+    out = damaged(bundle, tmp_path, lambda f: (f / "mine.txt").write_text("mine"))
+    inode = out.stat().st_ino
+    monkeypatch.chdir(out)  # a shell in --out must not be left in a deleted folder
+    assert export_cli.main([str(write_checkpoint(tmp_path / "ck", "vanilla_cnn", "sp")), "--to", "onnx", "--out",
+                            "."]) == 0  # fmt: skip
+    assert out.stat().st_ino == inode
+    assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "mine.txt", "model.json", "model.onnx"]
+    assert json.loads((out / "model.json").read_text())["variant"] == "sp"
