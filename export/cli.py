@@ -1,17 +1,18 @@
-"""``deepsquare-export model.ckpt --to onnx|coreml|tflite|all``: deploy, convert, verify.
+"""``deepsquare-export model.ckpt --to onnx|coreml|tflite|executorch|all``: deploy, convert, verify.
 
 Examples:
   deepsquare-export runs/sq/model.ckpt --to all --out runs/sq/export
-  deepsquare-export runs/sq/model.ckpt --to tflite --precision int8 --calib synthetic
+  deepsquare-export runs/sq/model.ckpt --to onnx,tflite --precision int8 --calib synthetic
 
 The deploy transform (DSoP branches stripped, Square-Softmin folded into the FC, BatchNorm
 fused, dropout removed) is checked against the training model first. Each format is then
 converted in a staging folder, run in its own runtime against the PyTorch deploy model (a
 fixed random batch plus real samples of the checkpoint's data set when it can be loaded),
-and moved into --out only when it passes. Core ML cannot predict on Linux: there its
-program's structure is validated and the report says numeric parity was not run.
-Outputs: model.onnx, model.mlpackage, model.tflite, model.json (metadata the apps read),
-export_report.json. Exit status 1 when any format fails, naming it and by how much.
+and kept only when it passes; the whole bundle then replaces --out at once. Core ML cannot
+predict on Linux: there its program's structure is validated, fp16 is checked with the deploy
+model rounded to float16, and the report says numeric parity was not run.
+Outputs: model.onnx, model.mlpackage, model.tflite, model.pte, model.json (metadata the apps
+read), export_report.json. Exit status 1 when any format fails, naming it and by how much.
 """
 
 from __future__ import annotations
