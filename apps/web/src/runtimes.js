@@ -1,0 +1,109 @@
+// The two browser runtimes behind one interface: open(modelBytes, meta, options) -> session,
+// session.run(Float32Array in the format's layout) -> Float32Array logits.
+//
+// Both are WebAssembly builds of the runtimes the Python side uses natively (ONNX Runtime and
+// LiteRT), served from this page's own origin: no CDN, works offline.
+import * as ort from 'onnxruntime-web';
+import { loadLiteRt, loadAndCompile, Tensor, isWebGPUSupported } from '@litertjs/core';
+
+const ORT_WASM = new URL('../node_modules/onnxruntime-web/dist/', import.meta.url).href;
+const LITERT_WASM = new URL('../node_modules/@litertjs/core/wasm/', import.meta.url).href;
+
+/** Whether the page may use threads (SharedArrayBuffer): the server sends COOP/COEP for that. */
+export const isolated = globalThis.crossOriginIsolated === true;
+
+export async function webgpuAvailable() {
+  try {
+    return Boolean(globalThis.navigator?.gpu && (await navigator.gpu.requestAdapter()));
+  } catch {
+    return false;
+  }
+}
+
+function dims(meta, layout) {
+  const s = meta.input_size;
+  return layout === 'NCHW' ? [1, 3, s, s] : [1, s, s, 3];
+}
+
+const onnxRuntime = {
+  name: 'onnxruntime-web',
+  title: 'ONNX Runtime Web',
+  format: 'onnx',
+  backends: ['wasm', 'webgpu'],
+  configured: false,
+  configure(threads) {
+    if (this.configured) return;
+    ort.env.wasm.wasmPaths = ORT_WASM;
+    ort.env.wasm.numThreads = isolated ? threads : 1;
+    ort.env.wasm.proxy = false;
+    this.configured = true;
+  },
+  async open(bytes, meta, entry, { threads = 1, backend = 'wasm' } = {}) {
+    this.configure(threads);
+    const session = await ort.InferenceSession.create(bytes, {
+      executionProviders: [backend],
+      graphOptimizationLevel: 'all',
+    });
+    const shape = dims(meta, entry.layout);
+    const inputName = session.inputNames.includes(entry.input_name) ? entry.input_name : session.inputNames[0];
+    const outputName = session.outputNames.includes(entry.output_name) ? entry.output_name : session.outputNames[0];
+    return {
+      backend: backend === 'wasm' ? (isolated && threads > 1 ? 'wasm-simd-threaded' : 'wasm-simd') : backend,
+      threads: ort.env.wasm.numThreads,
+      async run(input) {
+        const feeds = { [inputName]: new ort.Tensor('float32', input, shape) };
+        const results = await session.run(feeds);
+        const data = Float32Array.from(results[outputName].data);
+        for (const t of Object.values(results)) t.dispose?.();
+        return data;
+      },
+      async release() {
+        await session.release();
+      },
+    };
+  },
+};
+
+let litertLoaded = null;
+
+const litertRuntime = {
+  name: 'litert.js',
+  title: 'LiteRT.js',
+  format: 'tflite',
+  backends: ['wasm', 'webgpu'],
+  async open(bytes, meta, entry, { threads = 1, backend = 'wasm' } = {}) {
+    // One LiteRT Wasm module per page; the threaded build needs cross-origin isolation.
+    litertLoaded ??= loadLiteRt(LITERT_WASM, { threads: isolated });
+    await litertLoaded;
+    if (backend === 'webgpu' && !(await isWebGPUSupported())) throw new Error('WebGPU is not available in this browser');
+    const options = { accelerator: backend };
+    if (backend === 'wasm') options.cpuOptions = { numThreads: isolated ? threads : 1 };
+    const model = await loadAndCompile(new Uint8Array(bytes), options);
+    const shape = dims(meta, entry.layout);
+    return {
+      backend: backend === 'wasm' ? (isolated && threads > 1 ? 'wasm-xnnpack-threaded' : 'wasm-xnnpack') : backend,
+      threads: isolated ? threads : 1,
+      async run(input) {
+        const tensor = new Tensor(input, shape);
+        const outputs = await model.run(tensor);
+        tensor.delete();
+        let out = outputs[0];
+        if (backend !== 'wasm') {
+          const moved = await out.moveTo('wasm');
+          out.delete();
+          out = moved;
+        }
+        const data = Float32Array.from(out.toTypedArray());
+        out.delete();
+        for (const rest of outputs.slice(1)) rest.delete();
+        return data;
+      },
+      async release() {
+        model.delete();
+      },
+    };
+  },
+};
+
+/** The runtimes by their benchmark-record name; each runs one format of the bundle. */
+export const RUNTIMES = [onnxRuntime, litertRuntime];
