@@ -67,8 +67,8 @@ def check_app_dir(app_dir: Path) -> None:
         raise WebAppError(f"the web app is not at {app_dir}: run from a clone of the repository or pass --app-dir")
     missing = [v for v in VENDORED if not (app_dir / "node_modules" / v).is_dir()]
     if missing:
-        raise WebAppError(f"the page's npm packages are not installed ({app_dir}/node_modules/{missing[0]} is missing): "
-                          f"run bash {app_dir}/setup.sh")  # fmt: skip
+        raise WebAppError(f"the page's npm packages are not installed ({app_dir}/node_modules/{missing[0]} "
+                          f"is missing): run bash {app_dir}/setup.sh")  # fmt: skip
 
 
 def resolve_inside(root: Path, relative: str) -> Path | None:
@@ -117,10 +117,10 @@ def make_handler(site: Site, verbose: bool):
     class Handler(SimpleHTTPRequestHandler):
         server_version = "deepsquare-web"
 
-        def do_GET(self):  # noqa: N802 (http.server's naming)
+        def do_GET(self):
             self.respond(send_body=True)
 
-        def do_HEAD(self):  # noqa: N802
+        def do_HEAD(self):
             self.respond(send_body=False)
 
         def respond(self, send_body: bool) -> None:
@@ -140,7 +140,7 @@ def make_handler(site: Site, verbose: bool):
             if send_body:
                 self.wfile.write(body)
 
-        def log_message(self, format, *args):  # noqa: A002 (http.server's signature)
+        def log_message(self, format, *args):
             if verbose:
                 sys.stderr.write(f"deepsquare-web: {self.address_string()} {format % args}\n")
 
@@ -152,8 +152,8 @@ def start_server(site: Site, host: str, port: int, verbose: bool = False) -> Thr
     try:
         server = ThreadingHTTPServer((host, port), make_handler(site, verbose))
     except OSError as exc:
-        raise WebAppError(f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-                          + (" (another server uses it: pass --port 0 for a free one)" if port else "")) from exc  # fmt: skip
+        hint = " (another server uses it: pass --port 0 for a free one)" if port else ""
+        raise WebAppError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from exc
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True, name="deepsquare-web").start()
     return server
@@ -254,7 +254,8 @@ def headless_bench(args: argparse.Namespace, site: Site) -> int:
     table = ratio_table(records)
     write_text_atomically(args.out / "browser-bench.md", table)
     print(table)
-    print(f"records: {args.out / 'browser-records.json'} (deepsquare-bench --add-records {args.out / 'browser-records.json'})")
+    records_file = args.out / "browser-records.json"
+    print(f"records: {records_file} (show them with deepsquare-bench --add-records {records_file})")
     print(f"screenshot: {args.out / 'page.png'}")
     return 0
 
@@ -282,19 +283,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepsquare-web", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE",
-                        help="folders written by deepsquare-export (the page shows the first; the benchmark times all)")  # fmt: skip
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+                        help="folders written by deepsquare-export (the page opens the first; the benchmark "
+                             "times all)")  # fmt: skip
+    parser.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    parser.add_argument("--app-dir", type=Path, default=None, help="the web app folder (default: apps/web of this clone)")
+    parser.add_argument("--app-dir", type=Path, help="the web app folder (default: apps/web of this clone)")
     bench = parser.add_argument_group("--headless-bench: time the bundles in a headless Chromium, write records, exit")
     bench.add_argument("--headless-bench", action="store_true", help="benchmark instead of serving")
     bench.add_argument("--runs", type=int, default=50, help="timed interleaved rounds (default 50)")
     bench.add_argument("--warmup", type=int, default=5, help="untimed rounds per block of new sessions (default 5)")
     bench.add_argument("--threads", type=int, default=1, help="WebAssembly threads per runtime (default 1)")
-    bench.add_argument("--out", type=Path, default=Path("runs/web"),
-                       help="folder for browser-records.json, browser-bench.md, page.png (default runs/web)")  # fmt: skip
+    bench.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/web"),
+        help="folder for browser-records.json, browser-bench.md, page.png (default runs/web)",
+    )
     bench.add_argument("--browser", help="Chromium executable (default: chromium on PATH, or $DEEPSQUARE_CHROMIUM)")
-    bench.add_argument("--timeout", type=float, default=1800, help="seconds before the browser is stopped (default 1800)")
+    bench.add_argument("--timeout", type=float, default=1800, help="seconds before the browser is stopped (1800)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
