@@ -322,10 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deepsquare-web: error: {exc}", file=sys.stderr)
         return 1
     url = server_url(server)
-    print(f"serving {', '.join(str(b) for b in args.bundles)} at {url}")
+    print(f"serving {', '.join(str(b) for b in args.bundles)} at {url}", flush=True)
     browser = find_browser(None)
     print(f"open {url} in a browser" + ("" if browser else " (no Chromium found here; any recent browser works)")
-          + "; Ctrl+C stops")  # fmt: skip
+          + "; Ctrl+C stops", flush=True)  # fmt: skip
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -165,6 +166,23 @@ def test_cli_refuses_bad_input_quickly(tmp_path, capsys):
     with pytest.raises(SystemExit):
         web.main([str(not_bundle), "--runs", "1"])
     assert "--runs must be >= 2" in capsys.readouterr().err
+
+
+def test_cli_serves_until_interrupted_and_warns_about_a_bad_bundle(tmp_path):
+    if not (APP / "node_modules" / "onnxruntime-web").is_dir():
+        need_browser()
+    command = [str(BIN / "deepsquare-web"), str(tmp_path), "--port", "0"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            first = proc.stdout.readline()
+            url = first.split(" at ")[-1].strip()
+            assert first.startswith(f"serving {tmp_path} at http://127.0.0.1:"), first
+            assert fetch(url)[0] == 200 and fetch(url + "bundle/0/model.json")[0] == 404  # the page shows why
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "stopped" in out
+    assert "warning:" in err and "is not a deepsquare bundle" in err
 
 
 def test_cli_names_a_busy_port(tmp_path):

@@ -356,6 +356,9 @@ async function benchmark({ runs = 50, warmup = 5, threads = 1, backend = 'wasm',
       to_other: other >= 0 ? { runtime: openers[other].runtime.name, ratio: geometricRatio(timing.times[i], timing.times[other]) } : null,
     };
   });
+  for (const bundle of bundles) {
+    if (bundle !== state.bundle) for (const session of Object.values(bundle.sessions)) await session.release();
+  }
   state.records = records;
   state.benchRatios = ratios;
   renderBench(ratios, records, timing.rounds);
