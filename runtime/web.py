@@ -202,7 +202,9 @@ def drive_page(url: str, out_json: Path, app_dir: Path, browser: str, *, upload:
             proc.kill()
             raise WebAppError(f"the headless browser did not finish within {timeout_s:.0f} s") from None
     if proc.returncode != 0:
-        raise WebAppError(errors[-1] if errors else f"the headless browser exited with code {proc.returncode}")
+        report = next((i for i, e in enumerate(errors) if e.startswith("drive.mjs:")), None)
+        raise WebAppError("\n".join(errors[report:]) if report is not None
+                          else f"the headless browser exited with code {proc.returncode}")  # fmt: skip
     return json.loads(out_json.read_text())
 
 
@@ -239,7 +241,7 @@ def headless_bench(args: argparse.Namespace, site: Site) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="deepsquare-web-") as tmp:
             state = drive_page(
-                server_url(server), Path(tmp) / "state.json", site.app_dir, browser,
+                f"{server_url(server)}?threads={args.threads}", Path(tmp) / "state.json", site.app_dir, browser,
                 bench={"runs": args.runs, "warmup": args.warmup, "threads": args.threads, "all": True},
                 screenshot=args.out / "page.png", timeout_s=args.timeout,
                 progress=lambda f: bar.update(round(f * 100) - bar.n),

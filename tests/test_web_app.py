@@ -302,7 +302,7 @@ def test_headless_bench_records_join_the_bench_report(trained_bundle, tmp_path):
     (gap / "model.json").write_text(json.dumps(meta))
     out = tmp_path / "web"
     command = [str(BIN / "deepsquare-web"), str(gap), str(trained_bundle), "--headless-bench", "--runs", "6",
-               "--warmup", "1", "--out", str(out), "--quiet"]  # fmt: skip
+               "--warmup", "1", "--threads", "2", "--out", str(out), "--quiet"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     records = json.loads((out / "browser-records.json").read_text())
@@ -313,6 +313,8 @@ def test_headless_bench_records_join_the_bench_report(trained_bundle, tmp_path):
         ("sp+sex+ss", "onnxruntime-web"),
     ]
     assert all(r["runs"] == 6 and len(r["extra"]["round_ms"]) == 6 and r["min_ms"] > 0 for r in records)
+    threads = min(2, os.cpu_count() or 1)  # ONNX Runtime Web's pool; LiteRT.js runs its single-threaded build
+    assert {(r["runtime"], r["threads"]) for r in records} == {("onnxruntime-web", threads), ("litert.js", 1)}
     assert "| shufflenetv2_x0_5 | sp+sex+ss | onnxruntime-web |" in done.stdout and (out / "page.png").is_file()
     bench = [str(BIN / "deepsquare-bench"), "--bundle", str(trained_bundle), "--runs", "2", "--warmup", "0",
              "--runtimes", "onnxruntime", "--add-records", str(out / "browser-records.json"),

@@ -12,6 +12,7 @@ const state = {
   ready: false,
   error: null,
   bundles: [], // [{name, url}] from the server
+  threads: 1, // WebAssembly threads per runtime, fixed when the page loads (?threads=N)
   bundle: null, // {name, url, meta, report, bytes: {format: ArrayBuffer}, sessions: {runtime: session}, problems}
   results: [],
   records: [],
@@ -66,7 +67,7 @@ async function fetchBytes(url) {
   return { status: response.status, body: await response.arrayBuffer() };
 }
 
-async function loadBundle(entry, { threads = 1 } = {}) {
+async function loadBundle(entry, { threads = 1, open = true } = {}) {
   const meta = await (async () => {
     const got = await fetchBytes(`${entry.url}model.json`);
     if (got.status === 404) {
@@ -103,6 +104,7 @@ async function loadBundle(entry, { threads = 1 } = {}) {
       continue;
     }
     bundle.bytes[runtime.format] = got.body;
+    if (!open) continue; // the benchmark opens its own sessions
     try {
       bundle.sessions[runtime.name] = await runtime.open(got.body, meta, format, { threads });
     } catch (exc) {
@@ -310,9 +312,13 @@ const fmtRatio = ([r, lo, hi]) => `${r.toFixed(3)} (${lo.toFixed(3)}-${hi.toFixe
  * Time every (bundle, runtime) pair interleaved; returns benchmark records.
  * Options: runs, warmup, threads, backend ('wasm' | 'webgpu'), all (every served bundle).
  */
-async function benchmark({ runs = 50, warmup = 5, threads = 1, backend = 'wasm', all = true } = {}) {
-  if (!(runs >= 2 && warmup >= 0 && threads >= 1)) throw new Error('runs must be >= 2, warmup >= 0, threads >= 1');
-  const bundles = all ? await Promise.all(state.bundles.map((b) => (b.url === state.bundle.url ? state.bundle : loadBundle(b, { threads })))) : [state.bundle];
+async function benchmark({ runs = 50, warmup = 5, threads = state.threads, backend = 'wasm', all = true } = {}) {
+  if (!(runs >= 2 && warmup >= 0)) throw new Error('runs must be >= 2, warmup >= 0');
+  if (threads !== state.threads) {
+    // ONNX Runtime Web fixes its thread pool when its Wasm starts: a new count needs a fresh page.
+    throw new Error(`this page runs ${state.threads} thread(s); reload it with ?threads=${threads} to time ${threads}`);
+  }
+  const bundles = all ? await Promise.all(state.bundles.map((b) => (b.url === state.bundle.url ? state.bundle : loadBundle(b, { threads, open: false })))) : [state.bundle];
   const openers = [];
   for (const bundle of bundles) {
     const size = bundle.meta.input_size;
@@ -356,9 +362,6 @@ async function benchmark({ runs = 50, warmup = 5, threads = 1, backend = 'wasm',
       to_other: other >= 0 ? { runtime: openers[other].runtime.name, ratio: geometricRatio(timing.times[i], timing.times[other]) } : null,
     };
   });
-  for (const bundle of bundles) {
-    if (bundle !== state.bundle) for (const session of Object.values(bundle.sessions)) await session.release();
-  }
   state.records = records;
   state.benchRatios = ratios;
   renderBench(ratios, records, timing.rounds);
@@ -401,7 +404,7 @@ async function selectBundle(index) {
   setStatus(`Loading ${state.bundles[index].name} ...`);
   for (const session of Object.values(state.bundle?.sessions ?? {})) await session.release();
   try {
-    state.bundle = await loadBundle(state.bundles[index], { threads: 1 });
+    state.bundle = await loadBundle(state.bundles[index], { threads: state.threads });
   } catch (exc) {
     state.bundle = null;
     $('card').hidden = true;
@@ -432,9 +435,18 @@ async function start() {
   $('bundle-choice').hidden = state.bundles.length < 2;
   select.addEventListener('change', () => selectBundle(Number(select.value)));
 
-  const threads = $('bench-threads');
+  const params = new URLSearchParams(location.search);
   const most = isolated ? Math.max(1, navigator.hardwareConcurrency || 1) : 1;
-  threads.replaceChildren(...[1, 2, 4, 8].filter((n) => n <= most).map((n) => Object.assign(document.createElement('option'), { value: n, textContent: n })));
+  const asked = Number(params.get('threads') ?? 1);
+  state.threads = Number.isInteger(asked) && asked >= 1 ? Math.min(asked, most) : 1;
+  const threads = $('bench-threads');
+  const counts = [...new Set([1, 2, 4, 8, state.threads])].filter((n) => n <= most).sort((a, b) => a - b);
+  threads.replaceChildren(...counts.map((n) => Object.assign(document.createElement('option'), { value: n, textContent: n })));
+  threads.value = String(state.threads);
+  threads.addEventListener('change', () => {
+    params.set('threads', threads.value); // the runtimes take their thread count when they start
+    location.search = params.toString();
+  });
   if (await webgpuAvailable()) $('bench-backend').append(Object.assign(document.createElement('option'), { value: 'webgpu', textContent: 'WebGPU' }));
 
   $('file').addEventListener('change', (e) => classifyFiles([...e.target.files]));
@@ -463,7 +475,7 @@ async function start() {
       $('bench-run').disabled = false;
     }
   });
-  const wanted = Number(new URLSearchParams(location.search).get('bundle') ?? 0);
+  const wanted = Number(params.get('bundle') ?? 0);
   await selectBundle(Number.isInteger(wanted) && wanted >= 0 && wanted < state.bundles.length ? wanted : 0);
 }
 

@@ -48,7 +48,7 @@ const onnxRuntime = {
     const inputName = session.inputNames.includes(entry.input_name) ? entry.input_name : session.inputNames[0];
     const outputName = session.outputNames.includes(entry.output_name) ? entry.output_name : session.outputNames[0];
     return {
-      backend: backend === 'wasm' ? (isolated && threads > 1 ? 'wasm-simd-threaded' : 'wasm-simd') : backend,
+      backend: backend === 'wasm' ? (ort.env.wasm.numThreads > 1 ? 'wasm-simd-threaded' : 'wasm-simd') : backend,
       threads: ort.env.wasm.numThreads,
       async run(input) {
         const feeds = { [inputName]: new ort.Tensor('float32', input, shape) };
@@ -72,17 +72,20 @@ const litertRuntime = {
   format: 'tflite',
   backends: ['wasm', 'webgpu'],
   async open(bytes, meta, entry, { threads = 1, backend = 'wasm' } = {}) {
-    // One LiteRT Wasm module per page; the threaded build needs cross-origin isolation.
-    litertLoaded ??= loadLiteRt(LITERT_WASM, { threads: isolated });
+    // One LiteRT Wasm module per page, its single-threaded build: with @litertjs/core 2.5.3's
+    // threaded build, compiling a third model with numThreads 2 hung the page here (Chromium 156,
+    // 2 cores; its pthread pool is exhausted while the main thread waits), and the benchmark keeps
+    // several models alive at once. Threads are ONNX Runtime Web's only.
+    litertLoaded ??= loadLiteRt(LITERT_WASM, { threads: false });
     await litertLoaded;
     if (backend === 'webgpu' && !(await isWebGPUSupported())) throw new Error('WebGPU is not available in this browser');
     const options = { accelerator: backend };
-    if (backend === 'wasm') options.cpuOptions = { numThreads: isolated ? threads : 1 };
+    if (backend === 'wasm') options.cpuOptions = { numThreads: 1 };
     const model = await loadAndCompile(new Uint8Array(bytes), options);
     const shape = dims(meta, entry.layout);
     return {
-      backend: backend === 'wasm' ? (isolated && threads > 1 ? 'wasm-xnnpack-threaded' : 'wasm-xnnpack') : backend,
-      threads: isolated ? threads : 1,
+      backend: backend === 'wasm' ? 'wasm-xnnpack' : backend,
+      threads: 1,
       async run(input) {
         const tensor = new Tensor(input, shape);
         const outputs = await model.run(tensor);

@@ -32,6 +32,12 @@ async function main() {
       '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
   });
   const consoleLines = [];
+  // One deadline for the whole drive: a page that never finishes is reported with what it logged.
+  const deadline = setTimeout(() => {
+    process.stderr.write(`drive.mjs: the page did not finish within ${args.timeout} s; its last messages:\n`);
+    for (const line of consoleLines.slice(-15)) process.stderr.write(`  ${line}\n`);
+    process.exit(1);
+  }, timeoutMs);
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     page.setDefaultTimeout(timeoutMs);
@@ -76,6 +82,7 @@ async function main() {
     fs.mkdirSync(path.dirname(path.resolve(args.out)), { recursive: true });
     fs.writeFileSync(args.out, JSON.stringify(state));
   } finally {
+    clearTimeout(deadline);
     await browser.close();
   }
 }

@@ -1,0 +1,1 @@
+package android.content.res; public final class AssetManager { public final java.io.InputStream open(String f) throws java.io.IOException { return null; } public final String[] list(String p) throws java.io.IOException { return null; } }

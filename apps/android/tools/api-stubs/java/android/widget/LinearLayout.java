@@ -1,0 +1,1 @@
+package android.widget; public class LinearLayout extends android.view.ViewGroup {}

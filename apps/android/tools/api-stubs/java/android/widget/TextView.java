@@ -1,0 +1,1 @@
+package android.widget; public class TextView extends android.view.View { public final void setText(CharSequence t) {} public final void setText(int id) {} public CharSequence getText() { return null; } }

@@ -1,0 +1,1 @@
+package androidx.camera.view; public final class PreviewView extends android.widget.LinearLayout { public androidx.camera.core.Preview.SurfaceProvider getSurfaceProvider() { return null; } public android.graphics.Bitmap getBitmap() { return null; } }

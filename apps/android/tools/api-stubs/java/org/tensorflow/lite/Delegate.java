@@ -1,0 +1,1 @@
+package org.tensorflow.lite; public interface Delegate extends AutoCloseable { long getNativeHandle(); void close(); }
