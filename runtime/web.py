@@ -87,9 +87,14 @@ class Site:
         self.app_dir = app_dir
         self.bundles = bundles
 
+    def names(self) -> list[str]:
+        """Folder names; where two bundles share one (runs/a/export, runs/b/export), with their parent's."""
+        short = [b.resolve().name for b in self.bundles]
+        return [f"{b.resolve().parent.name}/{name}" if short.count(name) > 1 else name
+                for b, name in zip(self.bundles, short, strict=True)]  # fmt: skip
+
     def bundles_json(self) -> bytes:
-        rows = [{"name": b.resolve().name if b.name in ("", ".") else b.name, "url": f"bundle/{i}/"}
-                for i, b in enumerate(self.bundles)]  # fmt: skip
+        rows = [{"name": name, "url": f"bundle/{i}/"} for i, name in enumerate(self.names())]
         return (json.dumps({"bundles": rows}) + "\n").encode()
 
     def lookup(self, url_path: str) -> Path | bytes | None:
@@ -218,8 +223,9 @@ def ratio_table(records: list[dict[str, Any]]) -> str:
 
     for rec in records:
         rounds = rec["extra"].get("round_ms")
-        gap = next((g for g in records if g["runtime"] == rec["runtime"] and g["variant"] == "gap"
-                    and g["model"] == rec["model"] and g is not rec), None)  # fmt: skip
+        gap = next((g for g in records if g["runtime"] == rec["runtime"] and g["variant"] == "gap" and g is not rec
+                    and g["model"] == rec["model"] and g["extra"].get("input_size") == rec["extra"].get("input_size")),
+                   None)  # fmt: skip
         other = next((o for o in records if o["extra"].get("bundle") == rec["extra"].get("bundle")
                       and o["runtime"] != rec["runtime"]), None)  # fmt: skip
         to_gap = fmt(ratio_interval(rounds, gap["extra"]["round_ms"])) if gap and rounds else "-"

@@ -353,10 +353,11 @@ async function benchmark({ runs = 50, warmup = 5, threads = state.threads, backe
   }));
   // Paired ratios: to gap of the same runtime, and between the two runtimes for the same model.
   const ratios = openers.map((o, i) => {
-    const gap = openers.findIndex((g) => g.runtime === o.runtime && g.bundle.meta.variant === 'gap' && g.bundle.meta.arch === o.bundle.meta.arch);
+    const same = (g) => g.bundle.meta.arch === o.bundle.meta.arch && g.bundle.meta.input_size === o.bundle.meta.input_size;
+    const gap = openers.findIndex((g) => g.runtime === o.runtime && g.bundle.meta.variant === 'gap' && same(g));
     const other = openers.findIndex((g) => g.bundle === o.bundle && g.runtime !== o.runtime);
     return {
-      model: `${o.bundle.meta.arch} ${o.bundle.meta.variant}`, runtime: o.runtime.name, backend: o.backend, threads: o.threads,
+      model: `${o.bundle.meta.arch} ${o.bundle.meta.variant} (${o.bundle.meta.input_size} px)`, runtime: o.runtime.name, backend: o.backend, threads: o.threads,
       p50_ms: records[i].p50_ms, p90_ms: records[i].p90_ms,
       to_gap: gap >= 0 && gap !== i ? geometricRatio(timing.times[i], timing.times[gap]) : null,
       to_other: other >= 0 ? { runtime: openers[other].runtime.name, ratio: geometricRatio(timing.times[i], timing.times[other]) } : null,
