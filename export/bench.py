@@ -178,12 +178,13 @@ def bundle_model(folder: Path, formats: set[str], name: str | None = None) -> Be
 
 
 def unique_names(models: list[BenchModel]) -> None:
-    """Two models of one arch with one label get their source's folder name added."""
-    seen: dict[tuple[str, str, str], int] = {}
-    for m in models:  # one model's files at several precisions share its label
-        seen[(m.arch, m.name, m.precision)] = seen.get((m.arch, m.name, m.precision), 0) + 1
+    """Two models of one arch with one label get their source's folder name added (the files of one model at
+    several precisions share its source, and keep one label)."""
+    sources: dict[tuple[str, str], set[str]] = {}
     for m in models:
-        if seen[(m.arch, m.name, m.precision)] > 1:
+        sources.setdefault((m.arch, m.name), set()).add(m.source)
+    for m in models:
+        if len(sources[(m.arch, m.name)]) > 1:
             source = Path(m.source)
             m.name = f"{m.name} ({source.parent.name}/{source.name})"
 

@@ -356,3 +356,14 @@ def test_a_fp32_table_keeps_its_columns() -> None:
     table = bench_report.markdown_table(result)
     assert "precision" not in table and "vs fp32" not in table
     assert "| resnet18 | 224 | gap | onnxruntime | 1 | 40 | 1.000 (1.000-1.000) | gap | 1 | 2 | 3 | 4 |" in table
+
+
+def test_one_models_precisions_keep_one_label_beside_another_source() -> None:
+    def model(source: str, precision: str) -> latency.BenchModel:
+        return latency.BenchModel("gap", "vanilla_cnn", "gap", 32, {}, source, precision=precision)
+
+    models = [model("/r/a/model.ckpt", "fp32"), model("/r/a/model.ckpt", "int8"), model("/r/b/export", "fp32")]
+    bench.unique_names(models)
+    assert [m.name for m in models] == ["gap (a/model.ckpt)", "gap (a/model.ckpt)", "gap (b/export)"]
+    precisions = [m.precision for m in models]
+    assert latency.fp32_index(models, precisions, 1) == 0  # the int8 file pairs with its own fp32 file
