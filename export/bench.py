@@ -11,10 +11,10 @@ not depend on them; BatchNorm statistics are set on random batches so squared ac
 finite), deploy-transformed and exported. --checkpoint does the same from trained checkpoints;
 --bundle times the files deepsquare-export wrote, unchanged. With --precisions fp32,int8 each
 --arch/--checkpoint model is also exported in static int8 (the exporter's own quantizers; a
-checkpoint calibrated on its data set, random-weight models on random inputs, which sets the
-scales but not the graph, so the latency is the same) and the files of every precision are
+checkpoint calibrated on its data set, random-weight models on random inputs: calibration sets
+the scales, not the quantized graph that is timed) and the files of every precision are
 timed in the same interleaved group; a runtime whose format lacks a precision skips it, with a
-note. Every model runs through
+note (a --bundle is timed at the precision it was exported at). Every model runs through
 deepsquare.runtime at batch 1, after --warmup untimed rounds, for --runs rounds or --time-budget
 seconds per (arch, runtime, threads) cell.
 

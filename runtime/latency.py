@@ -81,7 +81,8 @@ def check_precisions(runtimes: list[str], precisions: list[str]) -> list[str]:
             raise ValueError(f"precision {precision!r} is offered by none of the timed runtimes ({table}); "
                              "choose other --precisions or --runtimes")  # fmt: skip
         if lacking:
-            notes.append(f"{', '.join(lacking)} offer(s) no {precision} ({table}): {precision} is timed in "
+            verb = "does" if len(lacking) == 1 else "do"
+            notes.append(f"{', '.join(lacking)} {verb} not offer {precision} ({table}): {precision} is timed in "
                          f"{', '.join(r for r in offered if r not in lacking)} only")  # fmt: skip
     return notes
 

@@ -262,7 +262,7 @@ def test_onnx_runtime_sessions_do_not_spin_between_runs(tmp_path: Path) -> None:
 
 def test_precisions_a_runtime_lacks_are_skipped_with_a_note() -> None:
     notes = latency.check_precisions(["onnxruntime", "executorch"], ["fp32", "int8"])
-    assert notes == ["executorch offer(s) no int8 (onnxruntime: fp32, int8; executorch: fp32): int8 is timed in "
+    assert notes == ["executorch does not offer int8 (onnxruntime: fp32, int8; executorch: fp32): int8 is timed in "
                      "onnxruntime only"]  # fmt: skip
     assert latency.check_precisions(["onnxruntime", "litert"], ["fp32", "int8"]) == []
     with pytest.raises(ValueError, match="--precisions needs at least one precision"):
@@ -291,7 +291,7 @@ def test_each_precision_is_timed_in_the_same_interleaved_group(monkeypatch) -> N
     notes: list[str] = []
     args = fake_args(variants="gap", runtimes="onnxruntime,litert", precisions="fp32,int8", runs=4)
     result = bench.run_bench(args, progress=False, note=notes.append)
-    assert notes == ["litert offer(s) no int8 (onnxruntime: fp32, int8; litert: fp32): int8 is timed in "
+    assert notes == ["litert does not offer int8 (onnxruntime: fp32, int8; litert: fp32): int8 is timed in "
                      "onnxruntime only"]  # fmt: skip
     rows = [(r["runtime"], r["precision"]) for r in result["ratios"]]
     assert rows == [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("litert", "fp32")]
