@@ -37,9 +37,19 @@ def _count(value: int | None) -> str:
     return f"{value:,}" if value is not None else "-"
 
 
+def _interval(values: list[float] | None) -> str:
+    return f"{values[0]:.3f} ({values[1]:.3f}-{values[2]:.3f})" if values else "-"
+
+
+def shows_precision(result: dict[str, Any]) -> bool:
+    """The precision columns appear when something other than fp32 was timed (a plain run's table is unchanged)."""
+    return any(r.get("precision", "fp32") != "fp32" for r in result["ratios"])
+
+
 def markdown_table(result: dict[str, Any]) -> str:
     how = (f"{result['time_budget_s']:g} s of interleaved rounds per cell" if result.get("time_budget_s")
            else f"{result['runs']} interleaved rounds")  # fmt: skip
+    precision = shows_precision(result)
     lines = [
         f"Batch 1, {how} ({result['warmup']} warm-up rounds each time sessions are created), {result['machine']}. "
         "Ratio: geometric mean of per-round ratios to the baseline, 95% interval; one containing 1 means no "
@@ -49,12 +59,21 @@ def markdown_table(result: dict[str, Any]) -> str:
         "| file KB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if precision:
+        lines[0] += (" The ratio is to the baseline at the same precision; vs fp32 is the paired ratio to the same "
+                     "model's fp32 file, timed in the same interleaved rounds.")  # fmt: skip
+        lines[2:] = ["| arch | px | model | runtime | precision | threads | p50 ms | ratio (95% CI) | vs "
+                     "| vs fp32 (95% CI) | params | MACs | elementwise | file KB |",
+                     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in result["ratios"]:
-        lines.append(
-            f"| {r['arch']} | {r['input_size']} | {r['name']} | {r['runtime']} | {r['threads']} | {r['p50_ms']:.3g} | "
-            f"{r['ratio']:.3f} ({r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}) | {r['baseline']} | {_count(r['params'])} | "
-            f"{_count(r['macs'])} | {_count(r['elementwise'])} | {r['size_kb']:,} |"
-        )
+        ratio = _interval([r["ratio"], *r["ci95"]])
+        cells = [r["arch"], r["input_size"], r["name"], r["runtime"], r["threads"], f"{r['p50_ms']:.3g}", ratio,
+                 r["baseline"], _count(r["params"]), _count(r["macs"]), _count(r["elementwise"]),
+                 f"{r['size_kb']:,}"]  # fmt: skip
+        if precision:
+            cells[4:4] = [r.get("precision", "fp32")]
+            cells[9:9] = [_interval(r.get("vs_fp32"))]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     if result.get("records_elsewhere"):
         lines += ["", "Measured elsewhere (--add-records: devices, browsers, Core ML):", "",
                   "| model | variant | runtime | machine | threads | p50 ms | mean ms | min ms | init ms | setting |",
@@ -75,7 +94,8 @@ def _ms(value: float | None) -> str:
 
 
 CSV_FIELDS = ["arch", "input_size", "name", "variant", "runtime", "threads", "runs", "p50_ms", "ratio", "ci95_low",
-              "ci95_high", "baseline", "params", "macs", "elementwise", "size_kb", "source"]  # fmt: skip
+              "ci95_high", "baseline", "params", "macs", "elementwise", "size_kb", "source", "precision", "vs_fp32",
+              "vs_fp32_low", "vs_fp32_high"]  # fmt: skip
 
 
 def write_outputs(result: dict[str, Any], out: Path) -> None:
@@ -86,11 +106,16 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for r in result["ratios"]:
-        row = {k: v for k, v in r.items() if k != "ci95"}
-        writer.writerow({**row, "ci95_low": r["ci95"][0], "ci95_high": r["ci95"][1]})
+        row = {k: v for k, v in r.items() if k not in ("ci95", "vs_fp32")}
+        vs_fp32 = dict(zip(("vs_fp32", "vs_fp32_low", "vs_fp32_high"), r.get("vs_fp32") or ["", "", ""], strict=True))
+        writer.writerow({"precision": "fp32", **row, "ci95_low": r["ci95"][0], "ci95_high": r["ci95"][1], **vs_fp32})
     write_text_atomically(out / "bench.csv", buffer.getvalue())
     write_text_atomically(out / "bench.md", markdown_table(result))
     plot(result, out / "bench.png")
+
+
+def _series(row: dict[str, Any]) -> tuple[str, str, int, str]:
+    return row["arch"], row["runtime"], row["threads"], row.get("precision", "fp32")
 
 
 def plot(result: dict[str, Any], path: Path) -> bool:
@@ -104,14 +129,14 @@ def plot(result: dict[str, Any], path: Path) -> bool:
         print("deepsquare-bench: matplotlib is not installed, no bench.png (pip install 'deepsquare[bench]')")
         return False
     rows = result["ratios"]
-    series = list(dict.fromkeys((r["arch"], r["runtime"], r["threads"]) for r in rows))
+    series = list(dict.fromkeys(_series(r) for r in rows))
     names = list(dict.fromkeys(r["name"] for r in rows))
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
     width = 0.8 / max(1, len(series))
     for k, key in enumerate(series):
-        picked = {r["name"]: r for r in rows if (r["arch"], r["runtime"], r["threads"]) == key}
+        picked = {r["name"]: r for r in rows if _series(r) == key}
         shown = [n for n in names if n in picked]
-        label = f"{key[0]} {key[1]} {key[2]}t"
+        label = " ".join([key[0], key[1], f"{key[2]}t", *([key[3]] if key[3] != "fp32" else [])])
         ratio = [picked[n]["ratio"] for n in shown]
         err = [[picked[n]["ratio"] - picked[n]["ci95"][0] for n in shown],
                [picked[n]["ci95"][1] - picked[n]["ratio"] for n in shown]]  # fmt: skip

@@ -4,13 +4,15 @@
 times each (arch, input size) group in every runtime and thread count with the one protocol
 of ``deepsquare.runtime.timing``; every record is in the one schema of
 ``deepsquare.runtime.records`` and every model gets its ratio to the group's baseline (``gap``
-when present, else the first model). No torch here: the browser and device paths use it too.
+when present, else the first model) at the same precision. The files of each precision (fp32,
+int8) of one model are timed in the same interleaved group, and a quantized file also gets its
+paired ratio to the same model's fp32 file. No torch here: the browser and device paths use it too.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +46,45 @@ class BenchModel:
     macs: int | None = None
     elementwise: int | None = None
     meta: BundleMeta | None = None  # what a runner that normalizes inside (Core ML) needs
+    precision: str = "fp32"  # of the files exported here; a bundle's own entries say theirs
+    extra: dict[str, Any] = field(default_factory=dict)  # joins each record's extra (e.g. calibration)
 
     def size_kb(self, fmt: str) -> int:
         return round(size_on_disk(self.files[fmt]) / 1024)
+
+    def precision_of(self, fmt: str) -> str:
+        entry = self.meta.formats.get(fmt) if self.meta is not None else None
+        return entry.precision if entry is not None else self.precision
 
 
 @dataclass
 class LatencyPlan(TimingPlan):
     runtimes: tuple[str, ...] = ("onnxruntime", "litert")
     threads: tuple[int, ...] = (1,)
+    precisions: tuple[str, ...] = ("fp32",)
+
+
+def check_precisions(runtimes: list[str], precisions: list[str]) -> list[str]:
+    """Notes for the precisions a timed runtime's format does not offer (those runtimes skip them);
+    ValueError for an unknown precision or one that no timed runtime offers."""
+    offered = {r: by_runtime(r).precisions for r in runtimes}
+    table = "; ".join(f"{r}: {', '.join(p)}" for r, p in offered.items())
+    if not precisions:
+        raise ValueError(f"--precisions needs at least one precision ({table})")
+    known = list(dict.fromkeys(p for fmt in FORMATS.values() for p in fmt.precisions))
+    notes = []
+    for precision in precisions:
+        if precision not in known:
+            raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(known)}")
+        lacking = [r for r, p in offered.items() if precision not in p]
+        if len(lacking) == len(offered):
+            raise ValueError(f"precision {precision!r} is offered by none of the timed runtimes ({table}); "
+                             "choose other --precisions or --runtimes")  # fmt: skip
+        if lacking:
+            verb = "does" if len(lacking) == 1 else "do"
+            notes.append(f"{', '.join(lacking)} {verb} not offer {precision} ({table}): {precision} is timed in "
+                         f"{', '.join(r for r in offered if r not in lacking)} only")  # fmt: skip
+    return notes
 
 
 def group_models(models: list[BenchModel]) -> dict[tuple[str, int], list[BenchModel]]:
@@ -62,8 +94,19 @@ def group_models(models: list[BenchModel]) -> dict[tuple[str, int], list[BenchMo
     return groups
 
 
-def baseline_index(group: list[BenchModel]) -> int:
-    return next((i for i, m in enumerate(group) if m.variant == "gap"), 0)
+def baseline_index(group: list[BenchModel], precisions: list[str] | None = None, precision: str = "fp32") -> int:
+    """``gap`` when present, else the first model; among the models at ``precision`` when ``precisions`` (one per
+    model of the group) are given."""
+    picked = [i for i in range(len(group)) if precisions is None or precisions[i] == precision]
+    return next((i for i in picked if group[i].variant == "gap"), picked[0])
+
+
+def fp32_index(group: list[BenchModel], precisions: list[str], i: int) -> int | None:
+    """The same model's fp32 file in the group, for a file at another precision."""
+    if precisions[i] == "fp32":
+        return None
+    return next((j for j, m in enumerate(group) if precisions[j] == "fp32" and (m.arch, m.name, m.source) ==
+                 (group[i].arch, group[i].name, group[i].source)), None)  # fmt: skip
 
 
 def runner_opener(model: BenchModel, runtime: str, threads: int, x: np.ndarray) -> Opener:
@@ -83,41 +126,47 @@ def time_models(models: list[BenchModel], plan: LatencyPlan, progress: bool = Tr
 
     machine = this_machine()
     groups = group_models(models)
-    grid = [(key, runtime, t) for key in groups for runtime in plan.runtimes for t in plan.threads]
-    total = sum(progress_total(len(groups[key]), plan) for key, _, _ in grid)
+    cells = {(key, runtime): [m for m in group if by_runtime(runtime).name in m.files]  # a precision the format
+             for key, group in groups.items() for runtime in plan.runtimes}  # lacks has no file: skipped  # fmt: skip
+    grid = [(key, runtime, t) for (key, runtime), group in cells.items() if group for t in plan.threads]
+    total = sum(progress_total(len(cells[(key, runtime)]), plan) for key, runtime, _ in grid)
     bar = tqdm(total=total, desc="timing", unit="s" if plan.time_budget_s else "round", disable=not progress,
                file=sys.stderr, bar_format=BAR_FORMAT)  # fmt: skip
     records: list[BenchRecord] = []
     ratios: list[dict[str, Any]] = []
     for (arch, size), runtime, t in grid:
-        group = groups[(arch, size)]
-        bar.set_postfix_str(f"{arch} {runtime} {t}t")
         fmt = by_runtime(runtime).name
+        group = cells[((arch, size), runtime)]
+        bar.set_postfix_str(f"{arch} {runtime} {t}t")
         x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
         timing = time_interleaved([runner_opener(m, runtime, t, x) for m in group], plan, bar.update)
-        base = baseline_index(group)
+        precisions = [m.precision_of(fmt) for m in group]
         for i, m in enumerate(group):
             size_kb = m.size_kb(fmt)
-            extra = {"batch": 1, "input_size": size, "format": fmt, "size_kb": size_kb, "params": m.params,
-                     "macs": m.macs, "elementwise": m.elementwise, "source": m.source, "name": m.name,
-                     "order": "interleaved, rotating every round, sessions re-created per block",
-                     **RUNTIME_SETTINGS.get(runtime, {})}  # fmt: skip
+            extra = {"batch": 1, "input_size": size, "format": fmt, "precision": precisions[i], "size_kb": size_kb,
+                     "params": m.params, "macs": m.macs, "elementwise": m.elementwise, "source": m.source,
+                     "name": m.name, "order": "interleaved, rotating every round, sessions re-created per block",
+                     **RUNTIME_SETTINGS.get(runtime, {}), **m.extra}  # fmt: skip
             record = record_from_times(timing.times_ms[i], model=arch, variant=m.variant, runtime=runtime, threads=t,
                                        warmup=plan.warmup, init_ms=timing.init_ms[i], machine=machine,
                                        extra=extra)  # fmt: skip
             records.append(record)
+            base = baseline_index(group, precisions, precisions[i])
             ratio, low, high = ratio_interval(timing.times_ms[i], timing.times_ms[base])
+            fp32 = fp32_index(group, precisions, i)
+            vs_fp32 = list(ratio_interval(timing.times_ms[i], timing.times_ms[fp32])) if fp32 is not None else None
             ratios.append({"arch": arch, "input_size": size, "name": m.name, "variant": m.variant,
                            "runtime": runtime, "threads": t, "runs": timing.rounds, "p50_ms": record.p50_ms,
                            "ratio": ratio, "ci95": [low, high], "baseline": group[base].name, "params": m.params,
                            "macs": m.macs, "elementwise": m.elementwise, "size_kb": size_kb,
-                           "source": m.source})  # fmt: skip
+                           "source": m.source, "precision": precisions[i], "vs_fp32": vs_fp32})  # fmt: skip
     bar.close()
     budget = plan.time_budget_s
     return {"machine": machine, "runs": plan.runs if not budget else None, "time_budget_s": budget,
-            "warmup": plan.warmup, "records": [r.to_dict() for r in records], "ratios": ratios,
+            "warmup": plan.warmup, "precisions": list(plan.precisions), "records": [r.to_dict() for r in records],
+            "ratios": ratios,
             "models": [{"name": m.name, "arch": m.arch, "variant": m.variant, "input_size": m.input_size,
-                        "source": m.source} for m in models]}  # fmt: skip
+                        "precision": m.precision, "source": m.source} for m in models]}  # fmt: skip
 
 
 def timeable_runtimes() -> list[str]:

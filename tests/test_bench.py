@@ -20,7 +20,7 @@ from deepsquare.export import bench
 from deepsquare.export.complexity import count_macs, count_ops
 from deepsquare.export.deploy import deploy_transform
 from deepsquare.export.pipeline import ExportRequest, run_export
-from deepsquare.runtime import bench_report, timing
+from deepsquare.runtime import bench_report, latency, timing
 from deepsquare.runtime.formats import FORMATS
 from deepsquare.runtime.records import BenchRecord
 from deepsquare.train import build_model
@@ -205,6 +205,12 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
         (["--arch", "resnet7"], "resnet7"),
         (["--checkpoint", "/nonexistent/model.ckpt"], "checkpoint /nonexistent/model.ckpt does not exist"),
         (["--bundle", "/nonexistent"], "/nonexistent is not a deepsquare bundle"),
+        (["--precisions", "fp32,int4"], "unknown precision 'int4'; valid: fp32, int8, fp16"),
+        (
+            ["--precisions", "fp16"],
+            "precision 'fp16' is offered by none of the timed runtimes (onnxruntime: fp32, "
+            "int8; litert: fp32, int8); choose other --precisions or --runtimes",
+        ),
     ],
 )
 def test_bad_requests_are_one_line(tmp_path: Path, flags: list[str], message: str) -> None:
@@ -252,3 +258,112 @@ def test_onnx_runtime_sessions_do_not_spin_between_runs(tmp_path: Path) -> None:
     runner, _ = open_runner(tmp_path / "export", "onnx", threads=2)
     options = runner.session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_precisions_a_runtime_lacks_are_skipped_with_a_note() -> None:
+    notes = latency.check_precisions(["onnxruntime", "executorch"], ["fp32", "int8"])
+    assert notes == ["executorch does not offer int8 (onnxruntime: fp32, int8; executorch: fp32): int8 is timed in "
+                     "onnxruntime only"]  # fmt: skip
+    assert latency.check_precisions(["onnxruntime", "litert"], ["fp32", "int8"]) == []
+    with pytest.raises(ValueError, match="--precisions needs at least one precision"):
+        latency.check_precisions(["onnxruntime"], [])
+
+
+class PathRunner:
+    """Records which file ran (the fp32 and int8 files of one model share a folder name)."""
+
+    calls: ClassVar[list[str]] = []
+
+    def __init__(self, path, threads) -> None:
+        self.path, self.init_s = str(path), 0.001
+
+    def run(self, x):
+        PathRunner.calls.append(self.path)
+        return np.zeros((1, 10), np.float32)
+
+
+def test_each_precision_is_timed_in_the_same_interleaved_group(monkeypatch) -> None:
+    PathRunner.calls = []
+    for name in ("onnx", "tflite"):  # the files are exported for real; the fake runners time them
+        fmt = dataclasses.replace(FORMATS[name], open=lambda path, meta, threads: PathRunner(path, threads))
+        monkeypatch.setitem(FORMATS, name, fmt)
+    monkeypatch.setitem(FORMATS, "tflite", dataclasses.replace(FORMATS["tflite"], precisions=("fp32",)))
+    notes: list[str] = []
+    args = fake_args(variants="gap", runtimes="onnxruntime,litert", precisions="fp32,int8", runs=4)
+    result = bench.run_bench(args, progress=False, note=notes.append)
+    assert notes == ["litert does not offer int8 (onnxruntime: fp32, int8; litert: fp32): int8 is timed in "
+                     "onnxruntime only"]  # fmt: skip
+    rows = [(r["runtime"], r["precision"]) for r in result["ratios"]]
+    assert rows == [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("litert", "fp32")]
+    onnx_files = {Path(p) for p in PathRunner.calls if p.endswith(".onnx")}
+    assert len(onnx_files) == 2 and {p.parent.name for p in onnx_files} == {"00", "int8"}
+    # One group: the two ONNX files alternate in rotating order (2 blocks of 1 warm-up and 2 timed rounds).
+    onnx_calls = [Path(p).parent.name for p in PathRunner.calls if p.endswith(".onnx")]
+    assert onnx_calls == (["00", "int8"] * 2 + ["int8", "00"]) * 2
+    fp32, int8 = result["ratios"][:2]
+    assert fp32["vs_fp32"] is None and int8["baseline"] == "gap" and int8["ci95"] == [1.0, 1.0]
+    low, high = int8["vs_fp32"][1:]
+    assert len(int8["vs_fp32"]) == 3 and low <= int8["vs_fp32"][0] <= high
+    extras = [r["extra"] for r in result["records"]]
+    assert [e["precision"] for e in extras] == ["fp32", "int8", "fp32"]
+    assert [e.get("calibration") for e in extras] == [None, "random", None]
+    assert int8["size_kb"] < fp32["size_kb"]  # int8 weights (the first conv and the classifier stay float)
+
+
+def test_tiny_bench_with_int8_end_to_end(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "deepsquare.export.bench", "--arch", "vanilla_cnn", "--variants", "gap",
+         "--input-size", "32", "--num-classes", "10", "--runs", "3", "--warmup", "1", "--precisions", "fp32,int8",
+         "--out", str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["precisions"] == ["fp32", "int8"]
+    keys = {(r["name"], r["runtime"], r["precision"]) for r in data["ratios"]}
+    assert keys == {("gap", rt, p) for rt in ("onnxruntime", "litert") for p in ("fp32", "int8")}
+    for r in data["ratios"]:
+        assert r["baseline"] == "gap"
+        if r["precision"] == "int8":
+            ratio, low, high = r["vs_fp32"]
+            assert 0 < low <= ratio <= high
+        else:
+            assert r["vs_fp32"] is None
+    records = [BenchRecord.from_dict(r) for r in data["records"]]
+    assert sorted((r.variant, r.runtime, r.extra["precision"]) for r in records) == sorted(keys)
+    assert all(r.extra.get("calibration") == ("random" if r.extra["precision"] == "int8" else None) for r in records)
+    table = (tmp_path / "bench.md").read_text()
+    assert result.stdout.startswith(table)  # the printed table is bench.md
+    assert (
+        "| arch | px | model | runtime | precision | threads | p50 ms | ratio (95% CI) | vs | vs fp32 (95% CI) |"
+        in table
+    )
+    int8_row = next(
+        line for line in table.splitlines() if line.startswith("| vanilla_cnn | 32 | gap | litert | int8 |")
+    )
+    ratio, low, high = next(r["vs_fp32"] for r in data["ratios"] if (r["name"], r["runtime"], r["precision"]) ==
+                            ("gap", "litert", "int8"))  # fmt: skip
+    assert f"| {ratio:.3f} ({low:.3f}-{high:.3f}) |" in int8_row
+    header = (tmp_path / "bench.csv").read_text().splitlines()[0]
+    assert header.endswith(",precision,vs_fp32,vs_fp32_low,vs_fp32_high")
+
+
+def test_a_fp32_table_keeps_its_columns() -> None:
+    row = {"arch": "resnet18", "input_size": 224, "name": "gap", "variant": "gap", "runtime": "onnxruntime",
+           "threads": 1, "runs": 3, "p50_ms": 40.0, "ratio": 1.0, "ci95": [1.0, 1.0], "baseline": "gap",
+           "params": 1, "macs": 2, "elementwise": 3, "size_kb": 4, "source": "x", "precision": "fp32",
+           "vs_fp32": None}  # fmt: skip
+    result = {"runs": 3, "warmup": 1, "machine": "m", "ratios": [row]}
+    table = bench_report.markdown_table(result)
+    assert "precision" not in table and "vs fp32" not in table
+    assert "| resnet18 | 224 | gap | onnxruntime | 1 | 40 | 1.000 (1.000-1.000) | gap | 1 | 2 | 3 | 4 |" in table
+
+
+def test_one_models_precisions_keep_one_label_beside_another_source() -> None:
+    def model(source: str, precision: str) -> latency.BenchModel:
+        return latency.BenchModel("gap", "vanilla_cnn", "gap", 32, {}, source, precision=precision)
+
+    models = [model("/r/a/model.ckpt", "fp32"), model("/r/a/model.ckpt", "int8"), model("/r/b/export", "fp32")]
+    bench.unique_names(models)
+    assert [m.name for m in models] == ["gap (a/model.ckpt)", "gap (a/model.ckpt)", "gap (b/export)"]
+    precisions = [m.precision for m in models]
+    assert latency.fp32_index(models, precisions, 1) == 0  # the int8 file pairs with its own fp32 file
