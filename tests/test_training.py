@@ -332,3 +332,22 @@ def test_bench_dsop_prints_the_ratio() -> None:
     assert lines[2].split()[0] == "plain" and lines[3].split()[0] == "dsop"
     assert int(lines[3].split()[1].replace(",", "")) > int(lines[2].split()[1].replace(",", ""))
     assert lines[-1].startswith("DSoP step / plain step: ") and lines[-1].endswith("x")
+
+
+def test_an_extended_run_is_tested_once_at_its_new_end(tmp_path: Path) -> None:
+    train(TrainConfig(**TINY, epochs=1, out=str(tmp_path)), quiet=True)
+    first = Checkpoint.load(tmp_path / "model.ckpt")
+    assert first.metrics[-1]["test_top1"] == first.extra["test"]["final"]["test_top1"]
+    train(TrainConfig(**TINY, epochs=2, out=str(tmp_path)), quiet=True, resume=True)
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [bool(r["test_top1"]) for r in rows] == [False, True]  # the first end's figures are not carried over
+    assert "test_top1" not in Checkpoint.load(tmp_path / "model.ckpt").metrics[0]
+
+
+def test_an_image_folder_without_test_reports_val_only_and_says_so(tmp_path: Path, capsys) -> None:
+    make_image_folder(tmp_path / "data", {"cat": 3, "dog": 3})
+    cfg = TrainConfig(arch="vanilla_cnn", data=f"imagefolder:{tmp_path / 'data'}", batch_size=2, input_size=16,
+                      epochs=1, out=str(tmp_path / "run"))  # fmt: skip
+    ckpt = Checkpoint.load(train(cfg, quiet=True))
+    assert "no test split:" in capsys.readouterr().out and ckpt.extra["test"]["split"] is None
+    assert "no test/ folder" in ckpt.extra["test"]["note"] and "test_top1" not in ckpt.metrics[-1]
