@@ -1,14 +1,17 @@
 """deepsquare-ablate: the grid, the paired intervals, resuming, and refusals."""
 
+import csv
 import json
 import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from deepsquare.train.ablate import mean_interval, summarize
+from deepsquare.train.ablate import markdown, mean_interval, summarize
+from deepsquare.train.stats import paired_difference
 
 TINY = ["--arch", "vanilla_cnn", "--variants", "gap,sp", "--data", "synthetic:64", "--seeds", "2", "--epochs", "1",
         "--input-size", "16", "--batch-size", "32", "--jobs", "2"]  # fmt: skip
@@ -31,13 +34,50 @@ def test_intervals_by_hand() -> None:
     assert rows["a/sp"]["ci95"][0] < rows["a/gap"]["ci95"][1]
 
 
+def test_a_data_set_without_a_test_split_is_reported_on_val_and_says_so() -> None:
+    args = SimpleNamespace(data="imagefolder:x", epochs=1, seeds=2, dropout=0.0, baseline="gap")
+    results = [{"name": f"a/{v}", "seed": s, "top1": 50.0 + s, "val_top1": 50.0 + s, "split": "val"}
+               for v in ("gap", "sp") for s in (0, 1)]  # fmt: skip
+    text = markdown(summarize(results, "gap"), args, 1.0, results)
+    assert "val split: the data has no held-out test split" in text and "| val top-1 % (95% CI) |" in text
+    tested = [{**r, "split": "test"} for r in results]
+    assert "held-out test split, which nothing selects on" in markdown(summarize(tested, "gap"), args, 1.0, tested)
+
+
+def test_paired_per_image_difference_by_hand() -> None:
+    # 10 images: the variant alone right on 2 -> differences (points) 100, 100 and eight 0: mean 20,
+    # sd sqrt((2 * 80^2 + 8 * 20^2) / 9) = 42.16, half-width 1.96 * 42.16 / sqrt(10) = 26.13: contains 0, ns
+    variant = [1, 1, 1, 0, 1, 0, 1, 1, 1, 1]
+    gap = [0, 1, 1, 0, 0, 0, 1, 1, 1, 1]
+    d = paired_difference(variant, gap)
+    assert d["diff"] == pytest.approx(20.0) and d["images"] == 10 and not d["measured"]
+    assert d["ci95"] == pytest.approx([20 - 26.133, 20 + 26.133], abs=1e-2)
+    # 100 images: variant alone right on 30, gap alone right on 5: mean +25,
+    # sd sqrt((30 * 75^2 + 5 * 125^2 + 65 * 25^2) / 99) = 53.89, half-width 10.56: measured
+    variant = [1] * 30 + [0] * 5 + [1] * 40 + [0] * 25
+    gap = [0] * 30 + [1] * 5 + [1] * 40 + [0] * 25
+    d = paired_difference(variant, gap)
+    assert d["diff"] == pytest.approx(25.0) and d["measured"]
+    assert d["ci95"] == pytest.approx([25 - 10.562, 25 + 10.562], abs=1e-2)
+    assert not paired_difference(gap, gap)["measured"]  # identical predictions: 0 (0 to 0), ns
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_difference([1, 0], [1])
+
+
 def test_a_tiny_sweep_writes_its_tables_and_resumes_without_redoing(tmp_path: Path) -> None:
     result = ablate(*TINY, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert {"ablation.csv", "ablation.md", "ablation.png"} <= {p.name for p in tmp_path.iterdir()}
     rows = (tmp_path / "ablation.csv").read_text().splitlines()
     assert rows[0].startswith("name,arch,variant") and len(rows) == 1 + 2 * 2
-    assert "| vanilla_cnn/sp | 2 |" in (tmp_path / "ablation.md").read_text()
+    table = (tmp_path / "ablation.md").read_text()
+    assert "| vanilla_cnn/sp | 2 |" in table and "held-out test split" in table and "test top-1 % (95% CI)" in table
+    # the table reports each run's test top-1 (its last metrics row), with val beside it
+    for row in csv.DictReader((tmp_path / "ablation.csv").open()):
+        final = list(csv.DictReader((tmp_path / "runs" / f"{row['name'].replace('/', '_')}" / f"seed{row['seed']}"
+                                     / "metrics.csv").open()))[-1]  # fmt: skip
+        assert row["split"] == "test" and float(row["top1"]) == float(final["test_top1"])
+        assert float(row["val_top1"]) == float(final["val_top1"])
     done = sorted(tmp_path.glob("runs/*/seed*/result.json"))
     assert len(done) == 4
     stamps = [p.stat().st_mtime_ns for p in done]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from deepsquare.train.checkpoint import Checkpoint
+
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=600)
@@ -43,7 +45,21 @@ def test_demo_trains_exports_and_reports(tmp_path: Path) -> None:
         assert (out / r["name"] / "export" / "model.onnx").is_file()
     dsop = report["runs"][2]
     assert dsop["dsop"] == ["stage2", "stage3", "stage4"] and dsop["params_training"] > dsop["params_deploy"]
+    # equal regularisation, and each variant paired with gap image by image over the 500 held-out test images
+    assert report["dropout"] == 0.0
+    for r in report["runs"]:
+        ckpt = Checkpoint.load(r["checkpoint"])
+        assert ckpt.spec.dropout == 0.0 and r["held_out_split"] == "test" and "held_out_correct" not in r
+        assert r["held_out_top1"] == pytest.approx(ckpt.metrics[-1]["test_top1"], abs=1e-3)  # the trainer's figure
+    for r in report["runs"][1:]:
+        d = r["vs_gap"]
+        assert d["images"] == 500 and d["ci95"][0] <= d["diff"] <= d["ci95"][1]
+        assert d["diff"] == pytest.approx(r["held_out_top1"] - report["runs"][0]["held_out_top1"], abs=1e-6)
+        assert d["measured"] == (not d["ci95"][0] <= 0 <= d["ci95"][1])
     text = (out / "report.md").read_text()
+    assert "| val top-1 | test top-1 | vs gap on test, points (95% CI) |" in text
+    assert "test-sampling noise only, not seed-to-seed variation" in text and "| gap | " in text
+    assert f"| se | {report['runs'][1]['val_top1']:.1f}% | {report['runs'][1]['held_out_top1']:.1f}% | " in text
     assert "| resnet50 | 25,557,032 |" in text and "| sp+ss+sex+dsop |" in text
     assert "| shufflenetv2_x0_5 | 224 | sp+ss+sex | litert | 1 |" in text
     # the trained models are timed as exported (32px), and their latency sits beside their accuracy
@@ -69,3 +85,28 @@ def test_demo_refuses_an_out_that_is_a_file(tmp_path: Path) -> None:
     result = run("deepsquare.export.demo", "--out", str(blocker / "demo"))
     assert result.returncode == 2
     assert "cannot write to" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_pairs_each_variant_with_gap_over_the_test_images(tmp_path: Path) -> None:
+    from deepsquare.export.demo import held_out_correct, paired_to_baseline, vs_gap_cell
+    from deepsquare.train.trainer import TrainConfig, train
+
+    runs = []
+    for variant in ("gap", "sp"):
+        ckpt = train(TrainConfig(arch="vanilla_cnn", variant=variant, data="synthetic:64", epochs=1, batch_size=32,
+                                 input_size=16, dropout=0.0, out=str(tmp_path / variant)), quiet=True)  # fmt: skip
+        split, correct = held_out_correct(ckpt, seed=0)
+        # per-image predictions of the checkpoint reproduce the trainer's own test figure
+        assert split == "test" and len(correct) == 500 and set(correct) <= {0, 1}
+        assert 100 * sum(correct) / 500 == pytest.approx(Checkpoint.load(ckpt).metrics[-1]["test_top1"], abs=1e-3)
+        runs.append({"name": variant, "held_out_correct": correct})
+    paired_to_baseline(runs)
+    assert "vs_gap" not in runs[0] and all("held_out_correct" not in r for r in runs)
+    assert vs_gap_cell(runs[0]) == "baseline"
+    d = runs[1]["vs_gap"]
+    assert d["images"] == 500 and d["ci95"][0] <= d["diff"] <= d["ci95"][1]
+    assert vs_gap_cell(runs[1]).endswith(" ns") == (not d["measured"])
+    ns = {"vs_gap": {"diff": 1.0, "ci95": [-2.0, 4.0], "images": 500, "measured": False}}
+    assert vs_gap_cell(ns) == "+1.0 (-2.0 to +4.0) ns"
+    ns["vs_gap"].update(ci95=[0.5, 1.5], measured=True)
+    assert vs_gap_cell(ns) == "+1.0 (+0.5 to +1.5)"

@@ -47,9 +47,23 @@ def test_two_runs_with_the_same_seed_give_identical_weights(tmp_path: Path) -> N
     assert not torch.equal(weights(a)["fc.weight"], weights(c)["fc.weight"])
 
 
-def test_outputs_metrics_and_checkpoint_contents(tmp_path: Path) -> None:
+def test_outputs_metrics_and_checkpoint_contents(tmp_path: Path, monkeypatch) -> None:
+    import deepsquare.train.trainer as trainer
+
+    evaluated: list[int] = []  # the size of every split evaluated, in order
+    real_evaluate = trainer.evaluate
+
+    def spy(model, split, *args, **kwargs):
+        evaluated.append(len(split))
+        return real_evaluate(model, split, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", spy)
     cfg = TrainConfig(**TINY, epochs=2, out=str(tmp_path), dsop_stages=("layer2", "layer3"), dsop_dim=8)
     path = train(cfg, quiet=True)
+    # val after each epoch (64 images), then the 500 held-out test images only after the last: the final model,
+    # and best.ckpt only when it is another epoch's
+    best_epoch = Checkpoint.load(tmp_path / "best.ckpt").epoch
+    assert evaluated == [64, 64, 500] + ([500] if best_epoch != 2 else [])
     assert path == tmp_path / "model.ckpt"
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "best.ckpt",
@@ -70,7 +84,13 @@ def test_outputs_metrics_and_checkpoint_contents(tmp_path: Path) -> None:
         + 0.3 * float(r["train_loss_dsop_layer3"])
     )
     assert float(r["train_loss"]) == pytest.approx(total, rel=1e-4)
+    # the test split is reported once, in the last row; earlier rows have no test figures
+    assert [r["test_top1"] for r in rows][:-1] == [""] and 0 <= float(rows[-1]["test_top1"]) <= 100
     ckpt = Checkpoint.load(path)
+    test = ckpt.extra["test"]
+    assert test["split"] == "test" and test["images"] == 500 and test["best"]["epoch"] == best_epoch
+    assert test["final"]["test_top1"] == ckpt.metrics[-1]["test_top1"] == float(rows[-1]["test_top1"])
+    assert Checkpoint.load(tmp_path / "best.ckpt").extra["test"] == test
     assert ckpt.classes == [f"grating_{d}deg" for d in range(0, 180, 18)]
     assert ckpt.input_size == 16 and len(ckpt.mean) == len(ckpt.std) == 3
     assert ckpt.spec.dsop.stages == ("layer2", "layer3") and ckpt.spec.variant == "sp+ss"
@@ -173,6 +193,11 @@ def test_image_folder_errors_name_the_problem(tmp_path: Path) -> None:
     make_image_folder(tmp_path / "ok", {"cat": 3, "dog": 3})
     data = load_data(f"imagefolder:{tmp_path / 'ok'}", 16)
     assert data.classes == ["cat", "dog"] and data.train.images.shape == (6, 3, 16, 16)
+    assert data.test is None and "no test/ folder" in data.no_test_reason and "only val" in data.no_test_reason
+    (tmp_path / "ok" / "val").rename(tmp_path / "ok" / "test")  # a test/ folder is the held-out split
+    make_image_folder(tmp_path / "ok", {"cat": 1, "dog": 1})
+    data = load_data(f"imagefolder:{tmp_path / 'ok'}", 16)
+    assert len(data.test) == 6 and len(data.val) == 2 and data.test.labels.tolist() == [0, 0, 0, 1, 1, 1]
     make_image_folder(tmp_path / "empty_class", {"cat": 3, "dog": 0})
     result = train_cli("--data", f"imagefolder:{tmp_path / 'empty_class'}")
     assert result.returncode == 1 and "class folder" in result.stderr and "has no images" in result.stderr
@@ -196,7 +221,10 @@ def test_cifar_batches_load_and_a_code_carrying_batch_is_refused(tmp_path: Path)
         (root / name).write_bytes(pickle.dumps(batch))
     (root / "batches.meta").write_bytes(pickle.dumps({b"label_names": [f"c{i}".encode() for i in range(10)]}))
     data = load_data(f"cifar10:{root}", 32)
-    assert data.train.images.shape == (20, 3, 32, 32) and data.classes[3] == "c3"
+    # val: a tenth of every class of the training batches (at least one), fixed; test: the official test batch
+    assert (len(data.train), len(data.val), len(data.test)) == (16, 4, 4) and data.classes[3] == "c3"
+    assert sorted(data.val.labels.tolist()) == [0, 1, 2, 3] and data.train.images.shape[1:] == (3, 32, 32)
+    assert torch.equal(data.val.images, load_data(f"cifar10:{root}", 32, seed=5).val.images)
 
     class Evil:
         def __reduce__(self):
@@ -241,16 +269,42 @@ def test_truncated_checkpoint_is_refused_and_atomic_save_leaves_no_temp(tmp_path
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def content_hashes(images: torch.Tensor) -> set[str]:
+    import hashlib
+
+    return {hashlib.sha256(image.numpy().tobytes()).hexdigest() for image in images}
+
+
+@pytest.mark.parametrize("spec", ["synthetic:200", "digits"])
+def test_the_test_split_is_held_out_fixed_and_deterministic(spec: str) -> None:
+    data = load_data(spec, 16)
+    hashes = {name: content_hashes(split.images) for name, split in data.splits().items()}
+    assert set(hashes) == {"train", "val", "test"}
+    assert all(len(h) == len(data.splits()[name]) for name, h in hashes.items())  # no image twice in a split
+    assert not hashes["test"] & hashes["train"] and not hashes["test"] & hashes["val"]
+    assert not hashes["train"] & hashes["val"]
+    again, other_seed = load_data(spec, 16), load_data(spec, 16, seed=7)
+    for name, split in data.splits().items():
+        same = again.splits()[name]
+        assert torch.equal(split.images, same.images) and torch.equal(split.labels, same.labels)
+    # the seed changes what trains, never what tests
+    assert torch.equal(data.test.images, other_seed.test.images)
+    assert not torch.equal(data.train.images[:10], other_seed.train.images[:10])
+    assert not content_hashes(other_seed.train.images) & hashes["test"]
+    counts = torch.bincount(data.test.labels, minlength=10)
+    assert counts.min() > 0 and counts.max() - counts.min() <= 3  # every class, in about equal numbers
+
+
 def test_digits_is_real_data_upscaled() -> None:
     data = load_data("digits", 24)
-    assert len(data.train) + len(data.val) == 1797
+    assert len(data.train) + len(data.val) + len(data.test) == 1797 and 350 < len(data.test) < 370
     assert data.train.images.shape[1:] == (3, 24, 24) and data.classes == [str(d) for d in range(10)]
     assert data.train.images.min() >= 0 and data.train.images.max() <= 1
 
 
 def test_synthetic_size_option_and_its_errors() -> None:
     data = load_data("synthetic:40", 16)
-    assert (len(data.train), len(data.val)) == (40, 10)
+    assert (len(data.train), len(data.val), len(data.test)) == (40, 10, 500)  # N keeps its meaning: train images
     assert torch.equal(data.train.images, load_data("synthetic:40", 16).train.images)  # deterministic
     with pytest.raises(ValueError, match="needs an image count N >= 10"):
         load_data("synthetic:abc", 16)
@@ -278,3 +332,22 @@ def test_bench_dsop_prints_the_ratio() -> None:
     assert lines[2].split()[0] == "plain" and lines[3].split()[0] == "dsop"
     assert int(lines[3].split()[1].replace(",", "")) > int(lines[2].split()[1].replace(",", ""))
     assert lines[-1].startswith("DSoP step / plain step: ") and lines[-1].endswith("x")
+
+
+def test_an_extended_run_is_tested_once_at_its_new_end(tmp_path: Path) -> None:
+    train(TrainConfig(**TINY, epochs=1, out=str(tmp_path)), quiet=True)
+    first = Checkpoint.load(tmp_path / "model.ckpt")
+    assert first.metrics[-1]["test_top1"] == first.extra["test"]["final"]["test_top1"]
+    train(TrainConfig(**TINY, epochs=2, out=str(tmp_path)), quiet=True, resume=True)
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [bool(r["test_top1"]) for r in rows] == [False, True]  # the first end's figures are not carried over
+    assert "test_top1" not in Checkpoint.load(tmp_path / "model.ckpt").metrics[0]
+
+
+def test_an_image_folder_without_test_reports_val_only_and_says_so(tmp_path: Path, capsys) -> None:
+    make_image_folder(tmp_path / "data", {"cat": 3, "dog": 3})
+    cfg = TrainConfig(arch="vanilla_cnn", data=f"imagefolder:{tmp_path / 'data'}", batch_size=2, input_size=16,
+                      epochs=1, out=str(tmp_path / "run"))  # fmt: skip
+    ckpt = Checkpoint.load(train(cfg, quiet=True))
+    assert "no test split:" in capsys.readouterr().out and ckpt.extra["test"]["split"] is None
+    assert "no test/ folder" in ckpt.extra["test"]["note"] and "test_top1" not in ckpt.metrics[-1]

@@ -11,9 +11,11 @@ difference to the baseline (``--baseline``, default gap) is taken seed by seed, 
 
 Runs go in parallel, one torch thread each (``--jobs``, default the CPU count). Each run writes
 ``OUT/runs/<name>/seed<k>/result.json`` when it ends; a killed sweep started again skips the runs that
-have one. The accuracy reported is the last epoch's top-1 on the data set's validation split, which no
-run selects on (no best-epoch picking); tune recipes on another split than the one a table reports.
-Writes ``ablation.csv`` (one row per run), ``ablation.md`` and ``ablation.png``.
+have one. The accuracy reported, and the differences, are the last epoch's top-1 on the data set's held-out
+test split, which nothing selects on (no best-epoch picking; the trainer evaluates it once, at the end); the
+val top-1 is kept beside it, the split to tune recipes on. A data set without a test split (an image folder
+with no ``test/``) is reported on val, and the tables say so. Writes ``ablation.csv`` (one row per run),
+``ablation.md`` and ``ablation.png``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import argparse
 import csv
 import io
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -34,24 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import write_text_atomically
-
-# Two-sided 95% quantiles of Student's t by degrees of freedom (1..30); above 30 the normal's 1.96 is close.
-T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-       2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045,
-       2.042)  # fmt: skip
-
-
-def t95(df: int) -> float:
-    return T95[df - 1] if 1 <= df <= len(T95) else 1.96
-
-
-def mean_interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and its 95% interval (Student's t); a single value has no interval (nan)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, math.nan, math.nan
-    half = t95(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
+from .stats import mean_interval
 
 
 @dataclass(frozen=True)
@@ -109,7 +93,9 @@ def execute(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     folder = run.folder(args.out)
     done = folder / "result.json"
     if done.is_file():
-        return json.loads(done.read_text())
+        record = json.loads(done.read_text())
+        if "split" in record:  # a result from before test splits (val only) is trained again
+            return record
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     started = time.perf_counter()
@@ -119,23 +105,31 @@ def execute(run: Run, args: argparse.Namespace) -> dict[str, Any]:
         raise RuntimeError(f"run {run.name} seed {run.seed} failed: {last}")
     with open(folder / "metrics.csv") as f:
         final = list(csv.DictReader(f))[-1]
-    record = {**asdict(run), "name": run.name, "top1": float(final["val_top1"]), "top5": float(final["val_top5"]),
-              "train_s": round(time.perf_counter() - started, 1)}  # fmt: skip
+    split = "test" if final.get("test_top1") else "val"  # val only when the data has no test split
+    record = {**asdict(run), "name": run.name, "split": split, "top1": float(final[f"{split}_top1"]),
+              "top5": float(final[f"{split}_top5"]), "val_top1": float(final["val_top1"]),
+              "val_top5": float(final["val_top5"]), "train_s": round(time.perf_counter() - started, 1)}  # fmt: skip
     write_text_atomically(done, json.dumps(record, indent=2) + "\n")
     return record
 
 
 def summarize(results: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
-    """Per variant: mean top-1 and its interval; paired difference to the baseline of the same arch, seed by seed."""
+    """Per variant: mean top-1 (the reported split: test when the data has one) and its interval, the mean val
+    top-1, and the paired difference to the baseline of the same arch, seed by seed."""
     by_name: dict[str, dict[int, float]] = {}
+    val: dict[str, list[float]] = {}
     for r in results:
         by_name.setdefault(r["name"], {})[r["seed"]] = r["top1"]
+        if r.get("val_top1") is not None:
+            val.setdefault(r["name"], []).append(r["val_top1"])
     rows = []
     for name, seeds in by_name.items():
         arch = name.split("/")[0]
         base = by_name.get(f"{arch}/{baseline}", {})
         mean, low, high = mean_interval(list(seeds.values()))
         row = {"name": name, "seeds": len(seeds), "top1": mean, "ci95": [low, high]}
+        if name in val:
+            row["val_top1"] = statistics.fmean(val[name])
         paired = [seeds[s] - base[s] for s in sorted(seeds) if s in base]
         if name != f"{arch}/{baseline}" and paired:
             diff, d_low, d_high = mean_interval(paired)
@@ -145,12 +139,25 @@ def summarize(results: list[dict[str, Any]], baseline: str) -> list[dict[str, An
     return rows
 
 
-def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, wall_s: float) -> str:
+def split_note(results: list[dict[str, Any]]) -> tuple[str, str]:
+    """The split the tables report (its column title) and the sentence saying what it is."""
+    if all(r.get("split") == "test" for r in results):
+        return "test", ("Top-1 is the last epoch's on the held-out test split, which nothing selects on (no "
+                        "best-epoch picking; evaluated once, at the end of each run); val top-1, the split to tune "
+                        "on, is shown beside it.")  # fmt: skip
+    return "val", ("Top-1 is the last epoch's on the **val split: the data has no held-out test split** (an image "
+                   "folder without `test/`), so these figures are on the split that selection uses; add a `test/` "
+                   "folder for a held-out figure.")  # fmt: skip
+
+
+def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, wall_s: float,
+             results: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
+    split, note = split_note(results or [])
     lines = [f"# Ablation: {args.data}, {args.epochs} epochs, {args.seeds} seeds, dropout {args.dropout} for all",
-             "", f"Last-epoch validation top-1 (no best-epoch selection); {wall_s:.0f} s wall. Difference: paired by "
-             f"seed to `{args.baseline}` of the same arch, 95% interval (Student's t); *not measured* when it "
-             "contains 0.", "", "| model | seeds | top-1 % (95% CI) | vs baseline, points (95% CI) |",
-             "|---|---|---|---|"]  # fmt: skip
+             "", f"{note} {wall_s:.0f} s wall. Difference: paired by seed to `{args.baseline}` of the same arch, "
+             f"on {split}, 95% interval (Student's t); *not measured* when it contains 0.", "",
+             f"| model | seeds | {split} top-1 % (95% CI) | vs baseline on {split}, points (95% CI) | val top-1 % |",
+             "|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         ci = f"{r['top1']:.2f} ({r['ci95'][0]:.2f}-{r['ci95'][1]:.2f})"
         if "diff" in r:
@@ -158,11 +165,12 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, wall_s: float
             diff = f"{r['diff']:+.2f} ({r['diff_ci95'][0]:+.2f} to {r['diff_ci95'][1]:+.2f}){verdict}"
         else:
             diff = "baseline" if r["name"].endswith(f"/{args.baseline}") else "-"
-        lines.append(f"| {r['name']} | {r['seeds']} | {ci} | {diff} |")
+        val = f"{r['val_top1']:.2f}" if "val_top1" in r else "-"
+        lines.append(f"| {r['name']} | {r['seeds']} | {ci} | {diff} | {val} |")
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
+def plot(rows: list[dict[str, Any]], path: Path, results: list[dict[str, Any]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -176,7 +184,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                       color="tab:blue" if r["measured"] else "tab:gray")  # fmt: skip
     axis.axvline(0, color="black", linewidth=0.8)
     axis.set_yticks(range(len(shown)), [r["name"] for r in shown])
-    axis.set_xlabel("top-1 difference to the baseline, points (95% CI, paired by seed)")
+    axis.set_xlabel(f"{split_note(results)[0]} top-1 difference to the baseline, points (95% CI, paired by seed)")
     fig.tight_layout()
     partial = path.with_name(f".{path.name}.partial.png")
     fig.savefig(partial, dpi=110)
@@ -187,14 +195,16 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def write_outputs(results: list[dict[str, Any]], rows: list[dict[str, Any]], args: argparse.Namespace,
                   wall_s: float) -> None:  # fmt: skip
     buffer = io.StringIO()
-    fields = ["name", "arch", "variant", "dsop", "iterations", "seed", "top1", "top5", "train_s"]
+    # top1/top5 on ``split`` (test, or val when the data has none); val_top1/val_top5 always on val
+    fields = ["name", "arch", "variant", "dsop", "iterations", "seed", "split", "top1", "top5", "val_top1",
+              "val_top5", "train_s"]  # fmt: skip
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(sorted(results, key=lambda r: (r["name"], r["seed"])))
     write_text_atomically(args.out / "ablation.csv", buffer.getvalue())
-    write_text_atomically(args.out / "ablation.md", markdown(rows, args, wall_s))
+    write_text_atomically(args.out / "ablation.md", markdown(rows, args, wall_s, results))
     if any("diff" in r for r in rows):
-        plot(rows, args.out / "ablation.png")
+        plot(rows, args.out / "ablation.png", results)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rows = summarize(results, args.baseline)
     write_outputs(results, rows, args, time.perf_counter() - started)
-    print(markdown(rows, args, time.perf_counter() - started))
+    print(markdown(rows, args, time.perf_counter() - started, results))
     for failure in failures:
         print(f"deepsquare-ablate: {failure}", file=sys.stderr)
     print(f"report: {args.out / 'ablation.md'}")

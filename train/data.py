@@ -3,6 +3,12 @@
 Every source yields uint8-range float images ``(N, 3, S, S)`` in [0, 1] with integer
 labels and class names; normalization statistics travel with the checkpoint. Nothing is
 ever downloaded.
+
+Three splits: ``train`` (fitted), ``val`` (what training selects on: ``best.ckpt``, recipes) and
+``test`` (held out: evaluated once at the end of a run, never used to choose anything). The test
+split of a source is the same for every ``--seed``: synthetic from a seed no run can use, digits
+from a fixed stratified split, CIFAR's official test batch. An image folder without ``test/`` has
+no test split (``DataBundle.test`` is None) and says so.
 """
 
 from __future__ import annotations
@@ -47,10 +53,28 @@ class DataBundle:
     classes: list[str]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    test: ImageSet | None = None  # held out; None only for an image folder without test/
+    no_test_reason: str = ""  # why ``test`` is None, for the logs and reports
 
     @property
     def input_size(self) -> int:
         return self.train.images.shape[-1]
+
+    def splits(self) -> dict[str, ImageSet]:
+        return {"train": self.train, "val": self.val, **({"test": self.test} if self.test is not None else {})}
+
+
+def stratified_parts(labels: Tensor, every: int, parts: int, seed: int) -> list[Tensor]:
+    """Indices split class by class: within each class (in a seeded random order) the k-th image goes to
+    part ``k % every`` for ``k % every < parts``, the rest to the last part returned (index ``parts``).
+    Each part holds about 1/every of every class, at least one image of a class that has ``parts + 1``."""
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    order = order[torch.argsort(labels[order], stable=True)]  # grouped by class, random within a class
+    sorted_labels = labels[order]
+    starts = torch.searchsorted(sorted_labels, sorted_labels, side="left")
+    rank = (torch.arange(len(order)) - starts) % every  # position within the class, modulo ``every``
+    chosen = [order[rank == p] for p in range(parts)] + [order[rank >= parts]]
+    return [part.sort().values for part in chosen]
 
 
 def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -92,11 +116,19 @@ def make_synthetic(n: int, size: int, seed: int) -> ImageSet:
     return ImageSet(images.clamp(0, 1), labels)
 
 
-def load_synthetic(size: int, seed: int, train_size: int = 2000, val_size: int = 500) -> DataBundle:
+# Train uses ``seed`` and val ``seed + 1_000_003``, both below 2**63 + 1_000_003 (seeds stop at 2**63 - 1): the
+# test generator's seed is one no run's train or val can have, so the test images are the same for every run.
+SYNTHETIC_TEST_SEED = 2**64 - 1
+SYNTHETIC_TEST_SIZE = 500
+
+
+def load_synthetic(size: int, seed: int, train_size: int = 2000, val_size: int = 500,
+                   test_size: int = SYNTHETIC_TEST_SIZE) -> DataBundle:  # fmt: skip
     train = make_synthetic(train_size, size, seed)
     val = make_synthetic(val_size, size, seed + 1_000_003)
+    test = make_synthetic(test_size, size, SYNTHETIC_TEST_SEED)
     mean, std = channel_stats(train.images)
-    return DataBundle("synthetic", train, val, SYNTHETIC_CLASSES, mean, std)
+    return DataBundle("synthetic", train, val, SYNTHETIC_CLASSES, mean, std, test)
 
 
 # --- digits -------------------------------------------------------------------------------
@@ -109,12 +141,14 @@ def load_digits_set(size: int, seed: int) -> DataBundle:
     images = torch.tensor(digits.images, dtype=torch.float32) / 16.0  # 8x8, values 0..16
     images = resize(images[:, None].expand(-1, 3, -1, -1).contiguous(), size)
     labels = torch.tensor(digits.target, dtype=torch.long)
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-    split = int(0.8 * len(order))
-    train = ImageSet(images[order[:split]], labels[order[:split]])
-    val = ImageSet(images[order[split:]], labels[order[split:]])
-    mean, std = channel_stats(train.images)
-    return DataBundle("digits", train, val, [str(d) for d in range(10)], mean, std)
+    # A fifth of every class is the test split, the same for every seed; the seed splits the rest into
+    # val (a quarter of it: a fifth of the whole) and train, also class by class.
+    test, rest = stratified_parts(labels, 5, 1, seed=0)
+    val, train = (rest[part] for part in stratified_parts(labels[rest], 4, 1, seed))
+    train_set = ImageSet(images[train], labels[train])
+    mean, std = channel_stats(train_set.images)
+    return DataBundle("digits", train_set, ImageSet(images[val], labels[val]), [str(d) for d in range(10)], mean, std,
+                      ImageSet(images[test], labels[test]))  # fmt: skip
 
 
 # --- CIFAR python batches -----------------------------------------------------------------
@@ -147,18 +181,20 @@ def _read_cifar_batch(path: Path) -> dict:
 
 
 def load_cifar(kind: str, root: Path, size: int) -> DataBundle:
+    """The official test batch is the test split; val is a tenth of every class of the training batches,
+    fixed (not seeded: the same for every run), the other nine tenths train."""
     if not root.is_dir():
         raise DataError(f"{kind} folder {root} does not exist")
     if kind == "cifar10":
         train_files = [root / f"data_batch_{i}" for i in range(1, 6)]
-        val_files, meta, label_key, names_key = (
+        test_files, meta, label_key, names_key = (
             [root / "test_batch"],
             root / "batches.meta",
             b"labels",
             b"label_names",
         )
     else:
-        train_files, val_files = [root / "train"], [root / "test"]
+        train_files, test_files = [root / "train"], [root / "test"]
         meta, label_key, names_key = root / "meta", b"fine_labels", b"fine_label_names"
 
     meta_batch = _read_cifar_batch(meta)
@@ -189,7 +225,10 @@ def load_cifar(kind: str, root: Path, size: int) -> DataBundle:
         return ImageSet(resize(images, size), torch.cat([lab for _, lab in parts]))
 
     mean, std = CIFAR_MEAN_STD[kind]
-    return DataBundle(kind, read(train_files), read(val_files), names, mean, std)
+    full = read(train_files)
+    val, train = stratified_parts(full.labels, 10, 1, seed=0)
+    return DataBundle(kind, ImageSet(full.images[train], full.labels[train]),
+                      ImageSet(full.images[val], full.labels[val]), names, mean, std, read(test_files))  # fmt: skip
 
 
 # --- image folders ------------------------------------------------------------------------
@@ -221,12 +260,17 @@ def _read_image_folder(split_dir: Path, size: int, classes: list[str] | None) ->
 
 
 def load_image_folder(root: Path, size: int) -> DataBundle:
+    """``train/`` and ``val/``, and ``test/`` (the held-out split) when there is one."""
     train, classes = _read_image_folder(root / "train", size, None)
     if len(classes) < 2:
         raise DataError(f"{root / 'train'} has one class folder ({classes[0]}); a classifier needs at least two")
     val, _ = _read_image_folder(root / "val", size, classes)
     mean, std = channel_stats(train.images)
-    return DataBundle(f"imagefolder:{root}", train, val, classes, mean, std)
+    if (root / "test").is_dir():
+        test, _ = _read_image_folder(root / "test", size, classes)
+        return DataBundle(f"imagefolder:{root}", train, val, classes, mean, std, test)
+    reason = f"{root} has no test/ folder: no held-out split, only val (which selects best.ckpt) is reported"
+    return DataBundle(f"imagefolder:{root}", train, val, classes, mean, std, None, reason)
 
 
 DATA_KINDS = ("synthetic[:N]", "digits", "cifar10:PATH", "cifar100:PATH", "imagefolder:PATH")
@@ -242,7 +286,7 @@ def check_bundle(data: DataBundle, spec: str) -> DataBundle:
     fewer than two classes, non-finite pixels."""
     if len(data.classes) < 2:
         raise DataError(f"--data {spec} has {len(data.classes)} class(es); a classifier needs at least two")
-    for split, images in (("train", data.train), ("val", data.val)):
+    for split, images in data.splits().items():
         if len(images) == 0:
             raise DataError(f"--data {spec} has no {split} images")
         if images.images.shape[0] != len(images):
@@ -261,7 +305,7 @@ def _load(spec: str, size: int, seed: int) -> DataBundle:
             return load_synthetic(size, seed)
         if not path.isdigit() or int(path) < 10:
             raise DataError(f"--data synthetic:N needs an image count N >= 10, got {path!r}")
-        # N training images, a quarter as many for validation
+        # N training images, a quarter as many for validation; the test split is the default one (500)
         return load_synthetic(size, seed, train_size=int(path), val_size=max(10, int(path) // 4))
     if kind == "digits" and not path:
         return load_digits_set(size, seed)

@@ -5,7 +5,9 @@ dropout 0.2 before the FC for DeepSquare variants (DeepSquare, arXiv:1906.04979)
 ``alpha*L + sum beta_i*L_i`` (Detachable Second-order Pooling, arXiv:2006.00809).
 Deterministic on CPU: the data order, augmentation and dropout of epoch ``e`` are seeded
 from ``(seed, e)``, so an interrupted run resumed from its last checkpoint ends with the
-same weights as an uninterrupted one. Under ``torchrun`` it trains with DDP (gloo on CPU,
+same weights as an uninterrupted one. ``best.ckpt`` is chosen on the val split; the held-out test
+split is evaluated once, after the last epoch (final model and ``best.ckpt``), and never selects
+anything. Under ``torchrun`` it trains with DDP (gloo on CPU,
 nccl on GPU), each rank on its shard, and only rank 0 writes files.
 """
 
@@ -29,7 +31,7 @@ from torch.nn import functional as F
 
 from .checkpoint import Checkpoint, CheckpointError, normalize
 from .config import TrainConfig
-from .data import DataBundle, augment, load_data
+from .data import DataBundle, ImageSet, augment, load_data
 from .distributed import Dist, TrainingError, setup_distributed
 from .files import copy_atomically, write_text_atomically
 from .models import SquareNet, build_from_spec
@@ -77,16 +79,17 @@ def check_out_dir(out: Path) -> None:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: DataBundle, ctx: Dist, batch_size: int) -> dict[str, float]:
-    """Main-head loss, top-1 and top-5 on the validation set (each rank a shard, then summed)."""
+def evaluate(model: nn.Module, split: ImageSet, data: DataBundle, ctx: Dist, batch_size: int,
+             prefix: str = "val") -> dict[str, float]:  # fmt: skip
+    """Main-head loss, top-1 and top-5 on one split (each rank a shard, then summed), keys ``PREFIX_top1``..."""
     model.eval()
-    idx = torch.arange(len(data.val))[ctx.rank :: ctx.world]
+    idx = torch.arange(len(split))[ctx.rank :: ctx.world]
     totals = torch.zeros(4, dtype=torch.float64)  # loss sum, top1, top5, count
     k = min(5, len(data.classes))
     for start in range(0, len(idx), batch_size):
         b = idx[start : start + batch_size]
-        x = normalize(data.val.images[b].to(ctx.device), data.mean, data.std)
-        y = data.val.labels[b].to(ctx.device)
+        x = normalize(split.images[b].to(ctx.device), data.mean, data.std)
+        y = split.labels[b].to(ctx.device)
         logits = model(x)
         topk = logits.topk(k, dim=1).indices
         totals += torch.tensor(
@@ -102,10 +105,23 @@ def evaluate(model: nn.Module, data: DataBundle, ctx: Dist, batch_size: int) -> 
         dist.all_reduce(totals)
     loss, top1, top5, n = totals.tolist()
     return {
-        "val_loss": loss / max(n, 1),
-        "val_top1": 100 * top1 / max(n, 1),
-        "val_top5": 100 * top5 / max(n, 1),
+        f"{prefix}_loss": loss / max(n, 1),
+        f"{prefix}_top1": 100 * top1 / max(n, 1),
+        f"{prefix}_top5": 100 * top5 / max(n, 1),
     }
+
+
+@torch.no_grad()
+def top1_correct(model: nn.Module, split: ImageSet, mean: tuple[float, ...], std: tuple[float, ...],
+                 batch_size: int = 256) -> Tensor:  # fmt: skip
+    """Per image of ``split``: 1 where the model's top-1 class is the label, else 0 (for paired comparisons)."""
+    model.eval()
+    device = next(model.parameters()).device
+    hits = []
+    for start in range(0, len(split), batch_size):
+        x = normalize(split.images[start : start + batch_size].to(device), mean, std)
+        hits.append((model(x).argmax(dim=1).cpu() == split.labels[start : start + batch_size]).long())
+    return torch.cat(hits)
 
 
 def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -195,7 +211,9 @@ def start_run(config: TrainConfig, ctx: Dist, resume: bool, last_path: Path, mus
     run = Run(config, cfg, data, spec, model, net, optimizer, len(data.train) // (cfg.batch_size * ctx.world))
     if state is not None:
         optimizer.load_state_dict(state.extra["optimizer"])
-        run.metrics, run.start_epoch, run.best_top1 = list(state.metrics), state.epoch or 0, state.extra["best_top1"]
+        # A finished run's test figures describe the model it ended with; an extended run is tested anew.
+        metrics = [{k: v for k, v in row.items() if not k.startswith("test_")} for row in state.metrics]
+        run.metrics, run.start_epoch, run.best_top1 = metrics, state.epoch or 0, state.extra["best_top1"]
         if run.start_epoch >= cfg.epochs:
             raise TrainingError(f"{last_path} already finished epoch {run.start_epoch}; pass --epochs > "
                                 f"{run.start_epoch}")  # fmt: skip
@@ -290,6 +308,44 @@ def save_epoch(run: Run, ctx: Dist, epoch: int, out: Path) -> None:
     write_metrics(out / "metrics.csv", run.metrics)
 
 
+def six_digits(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in row.items()}
+
+
+def test_once(run: Run, ctx: Dist, out: Path) -> dict[str, Any]:
+    """The held-out test split, once the run is over: the final model and ``best.ckpt`` (chosen on val).
+
+    Rank 0 alone evaluates the whole split (no collective calls). Without a test split the result says why.
+    """
+    data, batch_size = run.data, run.cfg.batch_size
+    if data.test is None:
+        return {"split": None, "note": data.no_test_reason or f"{data.name} has no test split"}
+    local = Dist(device=ctx.device)
+    final = evaluate(run.model, data.test, data, local, batch_size, "test")
+    best = Checkpoint.load(out / "best.ckpt")
+    if best.epoch != run.cfg.epochs:  # otherwise best.ckpt holds the final weights
+        best_model = best.build_model().to(ctx.device)
+        best_figures = evaluate(best_model, data.test, data, local, batch_size, "test")
+    else:
+        best_figures = final
+    return {"split": "test", "images": len(data.test), "final": six_digits(final),
+            "best": {"epoch": best.epoch, **six_digits(best_figures)}}  # fmt: skip
+
+
+def save_test(run: Run, out: Path, result: dict[str, Any]) -> None:
+    """The test figures go into the last epoch's metrics row (metrics.csv, last.ckpt, model.ckpt) and, with
+    best.ckpt's own, into each checkpoint's ``test`` entry."""
+    if result["split"]:
+        run.metrics[-1].update(result["final"])
+    for name in ("last.ckpt", "best.ckpt"):
+        checkpoint = Checkpoint.load(out / name)
+        if name == "last.ckpt":
+            checkpoint.metrics = run.metrics
+        checkpoint.extra["test"] = result
+        checkpoint.save(out / name)
+    write_metrics(out / "metrics.csv", run.metrics)
+
+
 def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False, must_match: tuple[str, ...] = ()) -> Path:
     """Train and return the path of ``OUT/model.ckpt``. Raises TrainingError and friends."""
     config.validate()
@@ -306,15 +362,16 @@ def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False, mus
             say(f"resuming from {last_path} after epoch {run.start_epoch}")
         say(
             f"training {run.spec.arch} {run.spec.variant}{' + DSoP ' + ','.join(dsop.stages) if dsop else ''} on "
-            f"{data.name} ({len(data.train)} train / {len(data.val)} val, {len(data.classes)} classes, "
+            f"{data.name} ({len(data.train)} train / {len(data.val)} val / "
+            f"{len(data.test) if data.test is not None else 'no'} test, {len(data.classes)} classes, "
             f"{cfg.input_size}px), {cfg.epochs} epochs x {run.steps} steps, {ctx.world} process(es) on {ctx.device}"
         )
         for epoch in range(run.start_epoch, cfg.epochs):
             row = train_epoch(run, epoch, ctx, quiet, last_path)
             speed = {key: row.pop(key) for key in ("images_per_s", "epoch_s")}
-            row.update(evaluate(run.model, data, ctx, cfg.batch_size))
+            row.update(evaluate(run.model, data.val, data, ctx, cfg.batch_size))
             row.update(speed)
-            run.metrics.append({k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in row.items()})
+            run.metrics.append(six_digits(row))
             say(
                 f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, val top-1 {row['val_top1']:.2f}% "
                 f"top-5 {row['val_top5']:.2f}%, {row['images_per_s']:.0f} img/s, {row['epoch_s']:.1f} s"
@@ -330,11 +387,25 @@ def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False, mus
                 dist.barrier()
         final = out / "model.ckpt"
         if ctx.main:
+            result = test_once(run, ctx, out)
+            if result["split"]:
+                f, b = result["final"], result["best"]
+                say(f"test (held out, evaluated once): final model top-1 {f['test_top1']:.2f}% top-5 "
+                    f"{f['test_top5']:.2f}%; best.ckpt (epoch {b['epoch']}, chosen on val) top-1 "
+                    f"{b['test_top1']:.2f}%")  # fmt: skip
+            else:
+                say(f"no test split: {result['note']}")
+            try:
+                save_test(run, out, result)
+            except OSError as exc:
+                raise TrainingError(f"could not write the test figures to {out}: {exc.strerror or exc}") from exc
             copy_atomically(last_path, final)
+        if ctx.world > 1:
+            dist.barrier()
         return final
     finally:
         if ctx.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
 
-__all__ = ["CheckpointError", "TrainConfig", "TrainingError", "dsop_loss", "train"]
+__all__ = ["CheckpointError", "TrainConfig", "TrainingError", "dsop_loss", "top1_correct", "train"]
