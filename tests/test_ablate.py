@@ -88,8 +88,36 @@ def test_a_tiny_sweep_writes_its_tables_and_resumes_without_redoing(tmp_path: Pa
     assert json.loads(done[0].read_text())["seed"] in (0, 1)
 
 
+def test_a_varied_flag_is_an_axis_paired_to_the_baseline_and_reaches_the_trainer(tmp_path: Path) -> None:
+    args = ["--arch", "vanilla_cnn", "--variants", "gap,sp", "--data", "synthetic:64", "--seeds", "2", "--epochs", "1",
+            "--input-size", "16", "--batch-size", "32", "--vary", "dropout=0,0.5"]  # fmt: skip
+    result = ablate(*args, "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    names = {row["name"] for row in csv.DictReader((tmp_path / "ablation.csv").open())}
+    assert names == {"vanilla_cnn/gap", "vanilla_cnn/sp", "vanilla_cnn/gap [dropout=0.5]", "vanilla_cnn/sp [dropout=0.5]"}
+    from deepsquare.train.checkpoint import Checkpoint
+
+    for folder in sorted((tmp_path / "runs").iterdir()):
+        dropout = Checkpoint.load(folder / "seed0" / "model.ckpt").spec.dropout
+        assert dropout == (0.5 if folder.name.endswith("dropout0.5") else 0.0), folder.name
+    table = (tmp_path / "ablation.md").read_text()
+    assert "dropout 0 / 0.5" in table and "first value of each axis" in table
+    assert "| vanilla_cnn/gap [dropout=0.5] | 2 |" in table and "| vanilla_cnn/gap | 2 |" in table
+    # the same --out with another recipe is refused before anything trains; a grown grid is not
+    other = ablate(*args[:-2], "--epochs", "2", "--out", str(tmp_path))
+    assert other.returncode == 1 and "holds a sweep with another recipe" in other.stderr
+    assert "epochs 2 (the sweep has 1)" in other.stderr and "baseline_settings" in other.stderr
+    grown = ablate(*[a if a != "gap,sp" else "gap,sp,ss" for a in args], "--out", str(tmp_path))
+    assert grown.returncode == 0, grown.stderr
+    assert len((tmp_path / "ablation.csv").read_text().splitlines()) == 1 + 3 * 2 * 2
+
+
 REFUSALS = [(["--seeds", "1"], "--seeds must be >= 2"), (["--variants", "gap,foo"], "unknown variant name 'foo'"),
             (["--arch", "resnet7"], "unknown arch 'resnet7'"),
+            (["--vary", "dropout=0"], "give two or more different values"),
+            (["--vary", "arch=1,2"], "'arch' cannot vary"), (["--vary", "lr=0.1,x"], "'x' is not a number"),
+            (["--vary", "dropout=0,1.5"], "--dropout must be in [0, 1)"),
+            (["--vary", "dropout=0,0.2", "--dropout", "0.1"], "--dropout and --vary dropout both given"),
             (["--variants", "sp", "--baseline", "gap"], "is not among --variants")]  # fmt: skip
 
 

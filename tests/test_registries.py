@@ -17,9 +17,12 @@ SQUARE = [("sp", True), ("ss", True), ("sex", True), ("sen", True), ("gem+se+ss"
 
 
 @pytest.mark.parametrize(("variant", "deepsquare"), PLAIN + SQUARE)
-def test_deepsquare_variants_get_the_papers_dropout(variant: str, deepsquare: bool) -> None:
+def test_every_variant_gets_the_same_dropout_and_old_configs_keep_theirs(variant: str, deepsquare: bool) -> None:
     assert parse_variant(variant).is_deepsquare is deepsquare
-    assert TrainConfig(variant=variant).resolved().dropout == (0.2 if deepsquare else 0.0)
+    assert TrainConfig(variant=variant).resolved().dropout == 0.0
+    # a run saved when dropout None meant "0.2 for DeepSquare variants" resumes with what it trained with
+    old = TrainConfig.from_dict({"variant": variant, "dropout": None})
+    assert old.dropout == (0.2 if deepsquare else 0.0)
 
 
 def test_every_module_row_cites_its_paper_and_builds_its_layer() -> None:

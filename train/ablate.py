@@ -2,6 +2,12 @@
 
     deepsquare-ablate --arch vanilla_cnn --variants gap,sp,ss,sp+ss,gem --data digits --seeds 5 --epochs 30 \\
                       --out runs/ablate
+    deepsquare-ablate --arch shufflenetv2_x0_5 --variants gap,sp+ss+sex --data synthetic \\
+                      --vary dropout=0,0.2 --vary ss-init=1,4 --out runs/recipe
+
+``--vary FLAG=V1,V2,...`` (repeatable) makes a training flag another axis of the grid, like ``--dsop``: the
+first value is the baseline's setting, and a run with another value is named ``arch/variant [flag=value]``,
+so its difference is taken to the baseline trained with the first values, seed by seed.
 
 Every run gets the same recipe, budget and regularisation (one ``--dropout`` for all variants, 0 unless
 given), and differs only in its variant, its DSoP setting and its seed. The seed fixes the data order,
@@ -15,7 +21,9 @@ have one. The accuracy reported, and the differences, are the last epoch's top-1
 test split, which nothing selects on (no best-epoch picking; the trainer evaluates it once, at the end); the
 val top-1 is kept beside it, the split to tune recipes on. A data set without a test split (an image folder
 with no ``test/``) is reported on val, and the tables say so. Writes ``ablation.csv`` (one row per run),
-``ablation.md`` and ``ablation.png``.
+``ablation.md`` and ``ablation.png``. ``OUT/sweep.json`` holds the recipe; a sweep started again into the same
+``--out`` with another recipe (epochs, data, lr, ...) is refused, so no table mixes two recipes. Variants,
+archs, seeds and axis values may be added to a finished sweep: only the new runs train.
 """
 
 from __future__ import annotations
@@ -45,14 +53,53 @@ class Run:
     dsop: str  # "none" or "+"-joined stages
     iterations: int
     seed: int
+    settings: tuple[tuple[str, str], ...] = ()  # (flag, value) of the --vary axes, baseline values left out
 
     @property
     def name(self) -> str:
         dsop = "" if self.dsop == "none" else f"+dsop({self.dsop.replace('+', ',')},T={self.iterations})"
-        return f"{self.arch}/{self.variant}{dsop}"
+        varied = f" [{', '.join(f'{flag}={value}' for flag, value in self.settings)}]" if self.settings else ""
+        return f"{self.arch}/{self.variant}{dsop}{varied}"
 
     def folder(self, out: Path) -> Path:
-        return out / "runs" / self.name.replace("/", "_").replace(",", "-").replace("=", "") / f"seed{self.seed}"
+        name = self.name.replace("/", "_").replace(",", "-").replace("=", "").replace(" [", "_").replace("]", "")
+        return out / "runs" / name.replace(" ", "") / f"seed{self.seed}"
+
+
+# Training flags --vary may make an axis: the recipe's numbers, not the model's identity (that is --variants).
+VARY_FLAGS = {"dropout": "dropout", "lr": "lr", "warmup-epochs": "warmup_epochs", "weight-decay": "weight_decay",
+              "ss-init": "ss_init", "sex-alpha": "sex_alpha", "clip-grad": "clip_grad",
+              "label-smoothing": "label_smoothing"}  # fmt: skip
+
+
+def parse_vary(texts: list[str]) -> dict[str, list[str]]:
+    """``["dropout=0,0.2", ...]`` -> ``{"dropout": ["0", "0.2"]}``, every value a number."""
+    axes: dict[str, list[str]] = {}
+    for text in texts:
+        flag, _, values = text.partition("=")
+        flag = flag.strip().removeprefix("--")
+        if flag not in VARY_FLAGS:
+            raise ValueError(f"--vary {text!r}: {flag!r} cannot vary; one of {', '.join(VARY_FLAGS)}")
+        if flag in axes:
+            raise ValueError(f"--vary {flag} is given twice")
+        parts = split(values)
+        if len(parts) < 2 or len(set(parts)) != len(parts):
+            raise ValueError(f"--vary {text!r}: give two or more different values, e.g. {flag}=0,0.2")
+        for value in parts:
+            try:
+                float(value)
+            except ValueError:
+                raise ValueError(f"--vary {text!r}: {value!r} is not a number") from None
+        axes[flag] = parts
+    return axes
+
+
+def combinations(axes: dict[str, list[str]]) -> list[tuple[tuple[str, str], ...]]:
+    """Every combination of the axes' values, as the non-baseline (flag, value) pairs; the baseline first."""
+    combos: list[tuple[tuple[str, str], ...]] = [()]
+    for flag, values in axes.items():
+        combos = [combo + (((flag, value),) if i else ()) for combo in combos for i, value in enumerate(values)]
+    return combos
 
 
 def split(text: str) -> list[str]:
@@ -68,12 +115,33 @@ def plan(args: argparse.Namespace) -> list[Run]:
         for variant in split(args.variants):
             for dsop in split(args.dsop):
                 for iterations in args.dsop_iterations if dsop != "none" else [args.dsop_iterations[0]]:
-                    for seed in range(args.seeds):
-                        stages = () if dsop == "none" else tuple(dsop.split("+"))
-                        TrainConfig(arch=arch, variant=variant, dsop_stages=stages, dsop_iterations=iterations,
-                                    epochs=args.epochs, seed=seed).validate()  # fmt: skip
-                        runs.append(Run(arch, variant, dsop, iterations, seed))
+                    for settings in combinations(args.vary):
+                        for seed in range(args.seeds):
+                            stages = () if dsop == "none" else tuple(dsop.split("+"))
+                            overrides = {VARY_FLAGS[f]: float(v) for f, v in settings}
+                            TrainConfig(arch=arch, variant=variant, dsop_stages=stages, dsop_iterations=iterations,
+                                        epochs=args.epochs, seed=seed, **overrides).validate()  # fmt: skip
+                            runs.append(Run(arch, variant, dsop, iterations, seed, settings))
     return runs
+
+
+def recipe(args: argparse.Namespace) -> dict[str, Any]:
+    """What every run of the sweep shares; the grid's axes (archs, variants, seeds, values) may grow."""
+    return {"data": args.data, "epochs": args.epochs, "batch_size": args.batch_size, "input_size": args.input_size,
+            "lr": args.lr, "dropout": args.dropout, "baseline_settings": {f: v[0] for f, v in args.vary.items()}}
+
+
+def check_recipe(args: argparse.Namespace) -> None:
+    """Refuse to mix recipes in one --out; write OUT/sweep.json for a new sweep."""
+    path, wanted = args.out / "sweep.json", recipe(args)
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        differ = [f"{k} {wanted.get(k)!r} (the sweep has {saved.get(k)!r})" for k in wanted if saved.get(k) != wanted[k]]
+        if differ:
+            raise ValueError(f"{args.out} holds a sweep with another recipe: {'; '.join(differ)}. "
+                             "Use a new --out, or the sweep's own settings")  # fmt: skip
+    else:
+        write_text_atomically(path, json.dumps(wanted, indent=2) + "\n")
 
 
 def command(run: Run, args: argparse.Namespace, folder: Path) -> list[str]:
@@ -85,6 +153,11 @@ def command(run: Run, args: argparse.Namespace, folder: Path) -> list[str]:
         cmd += ["--lr", str(args.lr)]
     if run.dsop != "none":
         cmd += ["--dsop", run.dsop.replace("+", ","), "--dsop-iterations", str(run.iterations)]
+    baseline = {flag: values[0] for flag, values in args.vary.items()}
+    for flag, value in {**baseline, **dict(run.settings)}.items():
+        cmd += [f"--{flag}", value]
+    if args.diagnostics:
+        cmd.append("--diagnostics")
     return cmd
 
 
@@ -106,7 +179,7 @@ def execute(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     with open(folder / "metrics.csv") as f:
         final = list(csv.DictReader(f))[-1]
     split = "test" if final.get("test_top1") else "val"  # val only when the data has no test split
-    record = {**asdict(run), "name": run.name, "split": split, "top1": float(final[f"{split}_top1"]),
+    record = {**asdict(run), "settings": dict(run.settings), "name": run.name, "split": split, "top1": float(final[f"{split}_top1"]),
               "top5": float(final[f"{split}_top5"]), "val_top1": float(final["val_top1"]),
               "val_top5": float(final["val_top5"]), "train_s": round(time.perf_counter() - started, 1)}  # fmt: skip
     write_text_atomically(done, json.dumps(record, indent=2) + "\n")
@@ -153,8 +226,12 @@ def split_note(results: list[dict[str, Any]]) -> tuple[str, str]:
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, wall_s: float,
              results: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
     split, note = split_note(results or [])
-    lines = [f"# Ablation: {args.data}, {args.epochs} epochs, {args.seeds} seeds, dropout {args.dropout} for all",
-             "", f"{note} {wall_s:.0f} s wall. Difference: paired by seed to `{args.baseline}` of the same arch, "
+    vary = getattr(args, "vary", {}) or {}
+    axes = "".join(f", {flag} {' / '.join(values)}" for flag, values in vary.items())
+    dropout = "" if "dropout" in vary else f", dropout {args.dropout} for all"
+    lines = [f"# Ablation: {args.data}, {args.epochs} epochs, {args.seeds} seeds{dropout}{axes}",
+             "", f"{note} {wall_s:.0f} s wall. Difference: paired by seed to `{args.baseline}` of the same arch"
+             f"{' (trained with the first value of each axis)' if vary else ''}, "
              f"on {split}, 95% interval (Student's t); *not measured* when it contains 0.", "",
              f"| model | seeds | {split} top-1 % (95% CI) | vs baseline on {split}, points (95% CI) | val top-1 % |",
              "|---|---|---|---|---|"]  # fmt: skip
@@ -222,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input-size", type=int, default=32)
     p.add_argument("--lr", type=float, help="peak learning rate for every run (default: the trainer's)")
     p.add_argument("--dropout", type=float, default=0.0, help="the same dropout for every variant (default 0)")
+    p.add_argument("--vary", action="append", default=[], metavar="FLAG=V1,V2",
+                   help=f"a training flag as another axis, first value = the baseline's (repeatable): "
+                        f"{', '.join(VARY_FLAGS)}")
+    p.add_argument("--diagnostics", action="store_true", help="every run writes its diagnostics.csv (per step)")
     p.add_argument("--dsop", default="none", help="DSoP settings as a variant axis: none and/or '+'-joined stages")
     p.add_argument("--dsop-iterations", default="5", help="comma-separated iSQRT steps T for the DSoP runs (default 5)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs at once (default: the CPU count)")
@@ -229,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         args.dsop_iterations = [int(v) for v in split(args.dsop_iterations)]
+        args.vary = parse_vary(args.vary)
+        for flag, dest in (("dropout", "--dropout"), ("lr", "--lr")):
+            if flag in args.vary and any(a == dest or a.startswith(dest + "=") for a in (argv or sys.argv[1:])):
+                raise ValueError(f"{dest} and --vary {flag} both given; keep one")
         if args.seeds < 2 or args.jobs < 1:
             raise ValueError(
                 f"--seeds must be >= 2 (an interval needs two), --jobs >= 1; got {args.seeds}, {args.jobs}"
@@ -237,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--baseline {args.baseline!r} is not among --variants")
         runs = plan(args)
         args.out.mkdir(parents=True, exist_ok=True)
+        check_recipe(args)
     except (ValueError, OSError) as exc:
         print(f"deepsquare-ablate: error: {exc}", file=sys.stderr)
         return 1

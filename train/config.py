@@ -30,7 +30,10 @@ class TrainConfig:
     momentum: float = 0.9
     label_smoothing: float = 0.0
     clip_grad: float = 5.0  # global grad-norm clip; 0 disables (not in the paper, see README)
-    dropout: float | None = None  # None: 0.2 for DeepSquare variants, 0 otherwise
+    dropout: float = 0.0  # one dropout for every variant: equal regularisation (README, "What the papers claim")
+    ss_init: float = 1.0  # Square-Softmin's |s| at the start
+    sex_alpha: float = 0.1  # Square-Excitation's alpha at the start (see layers.SquareExcitation)
+    diagnostics: bool = False  # OUT/diagnostics.csv, one row per step (train/diagnostics.py)
     stem: str | None = None  # None: "cifar" up to 64 px, "imagenet" above
     ss_per_class: bool = False
     dsop_stages: tuple[str, ...] = ()
@@ -51,8 +54,6 @@ class TrainConfig:
             c.warmup_epochs = 5.0 if c.epochs >= 50 else c.epochs / 10
         if c.weight_decay is None:
             c.weight_decay = ARCHS[c.arch].weight_decay if c.arch in ARCHS else 1e-4
-        if c.dropout is None:
-            c.dropout = 0.2 if parse_variant(c.variant).is_deepsquare else 0.0
         if c.stem is None:
             c.stem = "cifar" if c.input_size <= 64 else "imagenet"
         return c
@@ -74,8 +75,12 @@ class TrainConfig:
                                 f"got {value}")  # fmt: skip
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.dropout is not None and not 0 <= self.dropout < 1:
+        if not 0 <= self.dropout < 1:
             problems.append(f"--dropout must be in [0, 1), got {self.dropout}")
+        if not (math.isfinite(self.ss_init) and self.ss_init > 0):
+            problems.append(f"--ss-init must be a finite number > 0, got {self.ss_init}")
+        if not (math.isfinite(self.sex_alpha) and self.sex_alpha >= 0):
+            problems.append(f"--sex-alpha must be a finite number >= 0, got {self.sex_alpha}")
         if self.arch not in ARCHS:
             problems.append(f"unknown arch {self.arch!r} (--arch); valid: {', '.join(ARCHS)}")
         if problems:
@@ -98,7 +103,7 @@ class TrainConfig:
             variant=parse_variant(self.variant).name,
             num_classes=num_classes,
             stem=self.stem or "imagenet",
-            dropout=self.dropout or 0.0,
+            dropout=self.dropout,
             ss_per_class=self.ss_per_class,
             dsop=dsop,
         )
@@ -106,4 +111,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
+        config = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
+        if config.dropout is None:  # an older run: dropout None meant 0.2 for DeepSquare variants only
+            config.dropout = 0.2 if parse_variant(config.variant).is_deepsquare else 0.0
+        return config

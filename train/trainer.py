@@ -1,7 +1,8 @@
 """The training loop behind ``deepsquare-train`` (the papers' recipe by default).
 
-SGD with Nesterov momentum 0.9, linear warm-up then cosine decay, weight decay per arch,
-dropout 0.2 before the FC for DeepSquare variants (DeepSquare, arXiv:1906.04979), DSoP loss
+SGD with Nesterov momentum 0.9, linear warm-up then cosine decay, weight decay per arch, one dropout
+before the FC for every variant (0 by default: the paper's 0.2 for DeepSquare models only made them
+trail GAP here, see README; DeepSquare, arXiv:1906.04979), DSoP loss
 ``alpha*L + sum beta_i*L_i`` (Detachable Second-order Pooling, arXiv:2006.00809).
 Deterministic on CPU: the data order, augmentation and dropout of epoch ``e`` are seeded
 from ``(seed, e)``, so an interrupted run resumed from its last checkpoint ends with the
@@ -32,8 +33,10 @@ from torch.nn import functional as F
 from .checkpoint import Checkpoint, CheckpointError, normalize
 from .config import TrainConfig
 from .data import DataBundle, ImageSet, augment, load_data
+from .diagnostics import Diagnostics
 from .distributed import Dist, TrainingError, setup_distributed
 from .files import copy_atomically, write_text_atomically
+from .layers import SquareExcitation, SquareSoftmin
 from .models import SquareNet, build_from_spec
 from .spec import DSoPSpec, ModelSpec
 
@@ -161,6 +164,7 @@ class Run:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     start_epoch: int = 0
     best_top1: float = -1.0
+    diagnostics: Diagnostics | None = None
 
     @property
     def total_steps(self) -> int:
@@ -189,6 +193,7 @@ def start_run(config: TrainConfig, ctx: Dist, resume: bool, last_path: Path, mus
                                 f"{'; '.join(differ)}. Drop those flags, or train into a new --out")  # fmt: skip
         # A resumed run keeps its recipe; only the length may be extended.
         saved.epochs, saved.out, saved.device = config.epochs, config.out, config.device
+        saved.diagnostics = config.diagnostics
         config = saved
     cfg = config.resolved()
     data = load_data(cfg.data, cfg.input_size, cfg.seed)
@@ -199,7 +204,7 @@ def start_run(config: TrainConfig, ctx: Dist, resume: bool, last_path: Path, mus
         )
     torch.manual_seed(cfg.seed)
     spec = cfg.model_spec(len(data.classes))
-    model = build_from_spec(spec) if state is None else state.build_model()
+    model = init_square_modules(build_from_spec(spec), cfg) if state is None else state.build_model()
     model.to(ctx.device)
     optimizer = torch.optim.SGD(param_groups(model, cfg.weight_decay or 0.0), lr=cfg.lr or 0.0,
                                 momentum=cfg.momentum, nesterov=True)  # fmt: skip
@@ -218,6 +223,17 @@ def start_run(config: TrainConfig, ctx: Dist, resume: bool, last_path: Path, mus
             raise TrainingError(f"{last_path} already finished epoch {run.start_epoch}; pass --epochs > "
                                 f"{run.start_epoch}")  # fmt: skip
     return run
+
+
+@torch.no_grad()
+def init_square_modules(model: SquareNet, cfg: TrainConfig) -> SquareNet:
+    """The starting values of the square modules' scalars (``--ss-init``, ``--sex-alpha``)."""
+    for module in model.modules():
+        if isinstance(module, SquareSoftmin):
+            module.scale.fill_(cfg.ss_init)
+        elif isinstance(module, SquareExcitation):
+            module.alpha.fill_(cfg.sex_alpha)
+    return model
 
 
 def stop_if_not_finite(loss: Tensor, ctx: Dist, epoch: int, step: int, global_step: int, last_path: Path) -> None:
@@ -263,6 +279,8 @@ def train_epoch(run: Run, epoch: int, ctx: Dist, quiet: bool, last_path: Path) -
         stop_if_not_finite(loss, ctx, epoch, step, global_step, last_path)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if run.diagnostics is not None:
+            run.diagnostics.record(epoch, step, run.optimizer.param_groups[0]["lr"], main_loss, logits)
         if cfg.clip_grad > 0:
             # SP and SS make the logits quartic in the features: without a clip the
             # first steps of a small-batch run can overshoot into inf.
@@ -306,6 +324,8 @@ def save_epoch(run: Run, ctx: Dist, epoch: int, out: Path) -> None:
     if improved:
         copy_atomically(out / "last.ckpt", out / "best.ckpt")
     write_metrics(out / "metrics.csv", run.metrics)
+    if run.diagnostics is not None:
+        run.diagnostics.save(out)
 
 
 def six_digits(row: dict[str, Any]) -> dict[str, Any]:
@@ -360,6 +380,9 @@ def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False, mus
         cfg, data, dsop = run.cfg, run.data, run.spec.dsop
         if run.start_epoch:
             say(f"resuming from {last_path} after epoch {run.start_epoch}")
+        if cfg.diagnostics and ctx.main:
+            run.diagnostics = Diagnostics(run.model)
+            run.diagnostics.resume(out, run.start_epoch)
         say(
             f"training {run.spec.arch} {run.spec.variant}{' + DSoP ' + ','.join(dsop.stages) if dsop else ''} on "
             f"{data.name} ({len(data.train)} train / {len(data.val)} val / "
