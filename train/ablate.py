@@ -127,8 +127,15 @@ def plan(args: argparse.Namespace) -> list[Run]:
 
 def recipe(args: argparse.Namespace) -> dict[str, Any]:
     """What every run of the sweep shares; the grid's axes (archs, variants, seeds, values) may grow."""
-    return {"data": args.data, "epochs": args.epochs, "batch_size": args.batch_size, "input_size": args.input_size,
-            "lr": args.lr, "dropout": args.dropout, "baseline_settings": {f: v[0] for f, v in args.vary.items()}}
+    return {
+        "data": args.data,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "input_size": args.input_size,
+        "lr": args.lr,
+        "dropout": args.dropout,
+        "baseline_settings": {f: v[0] for f, v in args.vary.items()},
+    }
 
 
 def check_recipe(args: argparse.Namespace) -> None:
@@ -136,7 +143,7 @@ def check_recipe(args: argparse.Namespace) -> None:
     path, wanted = args.out / "sweep.json", recipe(args)
     if path.is_file():
         saved = json.loads(path.read_text())
-        differ = [f"{k} {wanted.get(k)!r} (the sweep has {saved.get(k)!r})" for k in wanted if saved.get(k) != wanted[k]]
+        differ = [f"{k} {wanted[k]!r} (the sweep has {saved.get(k)!r})" for k in wanted if saved.get(k) != wanted[k]]
         if differ:
             raise ValueError(f"{args.out} holds a sweep with another recipe: {'; '.join(differ)}. "
                              "Use a new --out, or the sweep's own settings")  # fmt: skip
@@ -179,7 +186,8 @@ def execute(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     with open(folder / "metrics.csv") as f:
         final = list(csv.DictReader(f))[-1]
     split = "test" if final.get("test_top1") else "val"  # val only when the data has no test split
-    record = {**asdict(run), "settings": dict(run.settings), "name": run.name, "split": split, "top1": float(final[f"{split}_top1"]),
+    record = {**asdict(run), "settings": dict(run.settings), "name": run.name, "split": split,
+              "top1": float(final[f"{split}_top1"]),
               "top5": float(final[f"{split}_top5"]), "val_top1": float(final["val_top1"]),
               "val_top5": float(final["val_top5"]), "train_s": round(time.perf_counter() - started, 1)}  # fmt: skip
     write_text_atomically(done, json.dumps(record, indent=2) + "\n")
@@ -299,9 +307,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input-size", type=int, default=32)
     p.add_argument("--lr", type=float, help="peak learning rate for every run (default: the trainer's)")
     p.add_argument("--dropout", type=float, default=0.0, help="the same dropout for every variant (default 0)")
-    p.add_argument("--vary", action="append", default=[], metavar="FLAG=V1,V2",
-                   help=f"a training flag as another axis, first value = the baseline's (repeatable): "
-                        f"{', '.join(VARY_FLAGS)}")
+    p.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="FLAG=V1,V2",
+        help=f"a training flag as another axis, first value = the baseline's (repeatable): {', '.join(VARY_FLAGS)}",
+    )
     p.add_argument("--diagnostics", action="store_true", help="every run writes its diagnostics.csv (per step)")
     p.add_argument("--dsop", default="none", help="DSoP settings as a variant axis: none and/or '+'-joined stages")
     p.add_argument("--dsop-iterations", default="5", help="comma-separated iSQRT steps T for the DSoP runs (default 5)")

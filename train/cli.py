@@ -58,14 +58,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, help="default 1e-4 (ResNet, vanilla CNN), 4e-5 (ShuffleNetV2)")
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--clip-grad", type=float, default=d.clip_grad, help="grad-norm clip, 0 disables (default 5)")
-    p.add_argument("--dropout", type=float, default=d.dropout,
-                   help="before the FC, the same for every variant (default 0; the paper's DeepSquare models: 0.2)")
-    p.add_argument("--ss-init", type=float, default=d.ss_init, help=f"Square-Softmin scale at the start (default {d.ss_init})")
-    p.add_argument("--sex-alpha", type=float, default=d.sex_alpha,
-                   help=f"Square-Excitation alpha at the start (default {d.sex_alpha})")
-    p.add_argument("--diagnostics", action="store_true",
-                   help="write OUT/diagnostics.csv: per step pooled features, logit range, SS scale, SEx gates, "
-                        "gradient norm per stage")
+    p.add_argument(
+        "--dropout",
+        type=float,
+        default=d.dropout,
+        help="before the FC, the same for every variant (default 0; the paper's DeepSquare models: 0.2)",
+    )
+    p.add_argument(
+        "--ss-init", type=float, default=d.ss_init, help=f"Square-Softmin scale at the start (default {d.ss_init})"
+    )
+    p.add_argument(
+        "--sex-alpha",
+        type=float,
+        default=d.sex_alpha,
+        help=f"Square-Excitation alpha at the start (default {d.sex_alpha})",
+    )
+    p.add_argument(
+        "--diagnostics",
+        action="store_true",
+        help="write OUT/diagnostics.csv: per step pooled features, logit range, SS scale, SEx gates, "
+        "gradient norm per stage",
+    )
     p.add_argument("--stem", choices=["imagenet", "cifar"], help="default cifar up to 64 px input, imagenet above")
     p.add_argument("--ss-per-class", action="store_true", help="one Square-Softmin scale per class")
     p.add_argument("--dsop", default="", help="comma-separated stages that get a DSoP branch, e.g. stage3,stage4")
