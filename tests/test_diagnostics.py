@@ -58,3 +58,29 @@ def test_no_file_without_the_flag_and_bad_initial_values_are_refused(tmp_path: P
         TrainConfig(ss_init=0.0).validate()
     with pytest.raises(ValueError, match="--sex-alpha must be a finite number >= 0"):
         TrainConfig(sex_alpha=float("nan")).validate()
+
+
+def test_the_square_modules_start_from_the_configured_values() -> None:
+    from deepsquare.train.layers import SquareExcitation
+    from deepsquare.train.models import build_from_spec
+    from deepsquare.train.trainer import init_square_modules
+
+    config = TrainConfig(variant="sp+ss+sex", ss_init=0.5, ss_offset=0.75, sex_alpha=0.2)
+    model = init_square_modules(build_from_spec(config.resolved().model_spec(10)), config)
+    assert model.softmin.scale.tolist() == [0.5] and model.fc.bias.tolist() == [0.75] * 10
+    alphas = [m.alpha.item() for m in model.modules() if isinstance(m, SquareExcitation)]
+    assert len(alphas) == 16 and all(a == pytest.approx(0.2) for a in alphas)  # one per ShuffleNetV2 x0.5 unit
+    plain = TrainConfig(variant="gap", ss_offset=0.75)
+    gap = init_square_modules(build_from_spec(plain.resolved().model_spec(10)), plain)
+    assert not (gap.fc.bias == 0.75).any()  # the offset belongs to the Square-Softmin head only
+
+
+def test_a_zero_ss_lr_scale_keeps_the_scale_fixed_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "fixed"
+    config = {**SMALL, "variant": "ss", "ss_init": 0.5, "ss_lr_scale": 0.0, "diagnostics": False}
+    train(TrainConfig(**config, epochs=1, out=str(out)), quiet=True)
+    train(TrainConfig(**config, epochs=2, out=str(out)), quiet=True, resume=True)  # the optimizer's 3 groups reload
+    state = Checkpoint.load(out / "model.ckpt").state_dict
+    assert state["softmin.scale"].tolist() == [0.5]
+    with pytest.raises(ValueError, match="--ss-lr-scale must be a finite number >= 0"):
+        TrainConfig(ss_lr_scale=-1.0).validate()

@@ -68,7 +68,8 @@ class Run:
 
 # Training flags --vary may make an axis: the recipe's numbers, not the model's identity (that is --variants).
 VARY_FLAGS = {"dropout": "dropout", "lr": "lr", "warmup-epochs": "warmup_epochs", "weight-decay": "weight_decay",
-              "ss-init": "ss_init", "sex-alpha": "sex_alpha", "clip-grad": "clip_grad",
+              "ss-init": "ss_init", "ss-offset": "ss_offset", "ss-lr-scale": "ss_lr_scale",
+              "sex-alpha": "sex_alpha", "clip-grad": "clip_grad",
               "label-smoothing": "label_smoothing"}  # fmt: skip
 
 

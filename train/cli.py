@@ -68,6 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--ss-init", type=float, default=d.ss_init, help=f"Square-Softmin scale at the start (default {d.ss_init})"
     )
     p.add_argument(
+        "--ss-lr-scale",
+        type=float,
+        default=d.ss_lr_scale,
+        help="the Square-Softmin scale's learning rate as a multiple of the schedule's (default 1; 0: fixed)",
+    )
+    p.add_argument(
+        "--ss-offset",
+        type=float,
+        default=d.ss_offset,
+        help=f"FC bias a Square-Softmin head starts with (default {d.ss_offset})",
+    )
+    p.add_argument(
         "--sex-alpha",
         type=float,
         default=d.sex_alpha,
@@ -111,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         clip_grad=args.clip_grad,
         dropout=args.dropout,
         ss_init=args.ss_init,
+        ss_lr_scale=args.ss_lr_scale,
+        ss_offset=args.ss_offset,
         sex_alpha=args.sex_alpha,
         diagnostics=args.diagnostics,
         stem=args.stem,

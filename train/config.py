@@ -32,6 +32,8 @@ class TrainConfig:
     clip_grad: float = 5.0  # global grad-norm clip; 0 disables (not in the paper, see README)
     dropout: float = 0.0  # one dropout for every variant: equal regularisation (README, "What the papers claim")
     ss_init: float = 1.0  # Square-Softmin's |s| at the start
+    ss_lr_scale: float = 1.0  # the Square-Softmin scale's learning rate, times the schedule's (0: kept fixed)
+    ss_offset: float = 0.0  # the FC bias a Square-Softmin head starts with (trainer.init_square_modules)
     sex_alpha: float = 0.1  # Square-Excitation's alpha at the start (see layers.SquareExcitation)
     diagnostics: bool = False  # OUT/diagnostics.csv, one row per step (train/diagnostics.py)
     stem: str | None = None  # None: "cifar" up to 64 px, "imagenet" above
@@ -79,6 +81,10 @@ class TrainConfig:
             problems.append(f"--dropout must be in [0, 1), got {self.dropout}")
         if not (math.isfinite(self.ss_init) and self.ss_init > 0):
             problems.append(f"--ss-init must be a finite number > 0, got {self.ss_init}")
+        if not (math.isfinite(self.ss_lr_scale) and self.ss_lr_scale >= 0):
+            problems.append(f"--ss-lr-scale must be a finite number >= 0, got {self.ss_lr_scale}")
+        if not math.isfinite(self.ss_offset):
+            problems.append(f"--ss-offset must be a finite number, got {self.ss_offset}")
         if not (math.isfinite(self.sex_alpha) and self.sex_alpha >= 0):
             problems.append(f"--sex-alpha must be a finite number >= 0, got {self.sex_alpha}")
         if self.arch not in ARCHS:

@@ -49,12 +49,16 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return 0.5 * base * (1 + math.cos(math.pi * progress))
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def param_groups(model: nn.Module, weight_decay: float, ss_lr_scale: float = 1.0) -> list[dict[str, Any]]:
     # No decay on BN, biases and the square modules' scalars (decay would pull the
     # Square-Softmin scale and the Square-Excitation alpha towards 0).
+    scale = [m.scale for m in model.modules() if isinstance(m, SquareSoftmin)] if ss_lr_scale != 1 else []
     decay = [p for p in model.parameters() if p.ndim > 1]
-    rest = [p for p in model.parameters() if p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    rest = [p for p in model.parameters() if p.ndim <= 1 and not any(p is s for s in scale)]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if scale:  # the Square-Softmin scale's own step size (--ss-lr-scale x the schedule's lr; 0: not trained)
+        groups.append({"params": scale, "weight_decay": 0.0, "lr_scale": ss_lr_scale})
+    return groups
 
 
 def versions() -> dict[str, str]:
@@ -206,7 +210,7 @@ def start_run(config: TrainConfig, ctx: Dist, resume: bool, last_path: Path, mus
     spec = cfg.model_spec(len(data.classes))
     model = init_square_modules(build_from_spec(spec), cfg) if state is None else state.build_model()
     model.to(ctx.device)
-    optimizer = torch.optim.SGD(param_groups(model, cfg.weight_decay or 0.0), lr=cfg.lr or 0.0,
+    optimizer = torch.optim.SGD(param_groups(model, cfg.weight_decay or 0.0, cfg.ss_lr_scale), lr=cfg.lr or 0.0,
                                 momentum=cfg.momentum, nesterov=True)  # fmt: skip
     net: nn.Module = model
     if ctx.world > 1:
@@ -231,6 +235,8 @@ def init_square_modules(model: SquareNet, cfg: TrainConfig) -> SquareNet:
     for module in model.modules():
         if isinstance(module, SquareSoftmin):
             module.scale.fill_(cfg.ss_init)
+            if cfg.ss_offset:
+                model.fc.bias.fill_(cfg.ss_offset)
         elif isinstance(module, SquareExcitation):
             module.alpha.fill_(cfg.sex_alpha)
     return model
@@ -272,7 +278,9 @@ def train_epoch(run: Run, epoch: int, ctx: Dist, quiet: bool, last_path: Path) -
         x = normalize(augment(data.train.images[batch], generator).to(ctx.device), data.mean, data.std)
         y = data.train.labels[batch].to(ctx.device)
         for group in run.optimizer.param_groups:
-            group["lr"] = lr_at(global_step, run.total_steps, run.warmup_steps, cfg.lr or 0.0)
+            group["lr"] = lr_at(global_step, run.total_steps, run.warmup_steps, cfg.lr or 0.0) * group.get(
+                "lr_scale", 1
+            )
         output = run.net(x)
         logits, branches = output if dsop else (output, [])
         loss, main_loss, branch_losses = dsop_loss(logits, branches, y, dsop, cfg.label_smoothing)

@@ -34,7 +34,7 @@ class ModuleInfo:
     summary: str
     equation: str
     paper: str
-    deepsquare: bool  # one of the DeepSquare modules (they get the paper's dropout 0.2 by default)
+    deepsquare: bool  # one of the DeepSquare modules
     # pooling/encoding: (); attention: (channels, se_reduction); head: (num_classes, per_class)
     layer: Callable[..., nn.Module]
 
