@@ -51,9 +51,9 @@ TIMED_RUNTIMES = tuple(fmt.runtime for fmt in FORMATS.values() if fmt.runs_here(
 # (run name, variant, DSoP stages)
 RUNS = (("gap", "gap", ()), ("se", "se", ()), ("sp+ss+sex+dsop", "sp+ss+sex", ("stage2", "stage3", "stage4")))
 BASELINE = "gap"
-# One dropout for every variant, so the comparison is at equal regularisation (the trainer's own default gives
-# 0.2 to DeepSquare variants only). 0, not 0.2: it is deepsquare-ablate's default, so this report and an ablation
-# sweep measure one recipe, and it leaves the plain baseline as torchvision's ShuffleNetV2 is (no dropout).
+# One dropout for every variant, so the comparison is at equal regularisation: the trainer's and
+# deepsquare-ablate's default, 0, so this report and an ablation sweep measure one recipe, and the plain
+# baseline stays as torchvision's ShuffleNetV2 is (no dropout).
 DROPOUT = 0.0
 
 

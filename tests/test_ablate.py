@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from deepsquare.train.ablate import markdown, mean_interval, summarize
+from deepsquare.train.ablate import markdown, mean_interval, plan, summarize
 from deepsquare.train.stats import paired_difference
 
 TINY = ["--arch", "vanilla_cnn", "--variants", "gap,sp", "--data", "synthetic:64", "--seeds", "2", "--epochs", "1",
@@ -107,6 +107,12 @@ def test_a_varied_flag_is_an_axis_paired_to_the_baseline_and_reaches_the_trainer
     other = ablate(*args[:-2], "--epochs", "2", "--out", str(tmp_path))
     assert other.returncode == 1 and "holds a sweep with another recipe" in other.stderr
     assert "epochs 2 (the sweep has 1)" in other.stderr and "baseline_settings" in other.stderr
+    plan_args = SimpleNamespace(arch="vanilla_cnn", variants="gap,ss", dsop="none", dsop_iterations=[5], seeds=2,
+                                epochs=1, vary={"ss-init": ["1", "0.5"], "dropout": ["0", "0.2"]})  # fmt: skip
+    names = sorted({run.name for run in plan(plan_args)})  # ss-init does not act on gap: gap trains once per dropout
+    assert names == ["vanilla_cnn/gap", "vanilla_cnn/gap [dropout=0.2]", "vanilla_cnn/ss",
+                     "vanilla_cnn/ss [dropout=0.2]", "vanilla_cnn/ss [ss-init=0.5, dropout=0.2]",
+                     "vanilla_cnn/ss [ss-init=0.5]"]  # fmt: skip
     grown = ablate(*[a if a != "gap,sp" else "gap,sp,ss" for a in args], "--out", str(tmp_path))
     assert grown.returncode == 0, grown.stderr
     assert len((tmp_path / "ablation.csv").read_text().splitlines()) == 1 + 3 * 2 * 2

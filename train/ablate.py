@@ -7,7 +7,9 @@
 
 ``--vary FLAG=V1,V2,...`` (repeatable) makes a training flag another axis of the grid, like ``--dsop``: the
 first value is the baseline's setting, and a run with another value is named ``arch/variant [flag=value]``,
-so its difference is taken to the baseline trained with the first values, seed by seed.
+so its difference is taken to the baseline trained with the first values, seed by seed. A flag that acts
+on one module only (``ss-*`` on Square-Softmin, ``sex-alpha`` on Square-Excitation) is not varied for a
+variant without that module: it would train the same model again.
 
 Every run gets the same recipe, budget and regularisation (one ``--dropout`` for all variants, 0 unless
 given), and differs only in its variant, its DSoP setting and its seed. The seed fixes the data order,
@@ -73,6 +75,11 @@ VARY_FLAGS = {"dropout": "dropout", "lr": "lr", "warmup-epochs": "warmup_epochs"
               "label-smoothing": "label_smoothing"}  # fmt: skip
 
 
+# Flags that only act on one module: a variant without it trains identically at every value, once.
+APPLIES = {"ss-init": lambda v: v.square_softmin, "ss-offset": lambda v: v.square_softmin,
+           "ss-lr-scale": lambda v: v.square_softmin, "sex-alpha": lambda v: v.attention == "sex"}  # fmt: skip
+
+
 def parse_vary(texts: list[str]) -> dict[str, list[str]]:
     """``["dropout=0,0.2", ...]`` -> ``{"dropout": ["0", "0.2"]}``, every value a number."""
     axes: dict[str, list[str]] = {}
@@ -110,13 +117,16 @@ def split(text: str) -> list[str]:
 def plan(args: argparse.Namespace) -> list[Run]:
     """The grid, every name checked before any training."""
     from .config import TrainConfig
+    from .variants import parse_variant
 
-    runs = []
+    runs: list[Run] = []
     for arch in split(args.arch):
         for variant in split(args.variants):
             for dsop in split(args.dsop):
                 for iterations in args.dsop_iterations if dsop != "none" else [args.dsop_iterations[0]]:
-                    for settings in combinations(args.vary):
+                    parsed = parse_variant(variant)
+                    kept = {f: v if APPLIES.get(f, lambda _: True)(parsed) else v[:1] for f, v in args.vary.items()}
+                    for settings in combinations(kept):
                         for seed in range(args.seeds):
                             stages = () if dsop == "none" else tuple(dsop.split("+"))
                             overrides = {VARY_FLAGS[f]: float(v) for f, v in settings}
