@@ -268,6 +268,9 @@ def run_bench(args: argparse.Namespace, progress: bool = True,
     with tempfile.TemporaryDirectory(prefix="deepsquare-bench-") as workdir:
         models = prepare_models(args, formats, Path(workdir), progress, plan.precisions)
         result = time_models(models, plan, progress)
+    for s in result["skipped"]:
+        note(f"{s['arch']} {s['name']} ({s['precision']}) could not run in {s['runtime']} at {s['threads']} "
+             f"thread(s), not timed: {s['reason']}")  # fmt: skip
     result["records_elsewhere"] = elsewhere
     return result
 

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import torch
 from deepsquare.runtime.bundle import SIDECAR, BundleMeta, FormatEntry
 from deepsquare.runtime.files import write_text_atomically
 from deepsquare.runtime.formats import FORMATS, Format
+from deepsquare.runtime.probe import crash_reason
 from deepsquare.runtime.quiet import quiet
 from deepsquare.runtime.runners import RuntimeUnavailable
 from deepsquare.train.checkpoint import Checkpoint, CheckpointError
@@ -203,6 +204,11 @@ def verify(fmt: Format, staging: Path, meta: BundleMeta, deployed: torch.nn.Modu
         outcome.passed, outcome.reason = not problems, "; ".join(problems)
         return outcome
     write_text_atomically(staging / SIDECAR, meta.to_json())
+    if precision == "int8":  # a quantized file can crash a delegate outright (runtime/probe.py): try it in a child
+        crash = crash_reason(fmt.name, staging / fmt.file, asdict(meta), 1, meta.input_size)
+        if crash is not None:
+            return FormatOutcome(False, f"{fmt.runtime} could not run the int8 file: {crash}; export it in fp32",
+                                 info=info)  # fmt: skip
     try:
         runner = fmt.open(staging / fmt.file, meta, 0)
         got = runner.run(inputs.numpy())

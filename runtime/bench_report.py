@@ -74,6 +74,9 @@ def markdown_table(result: dict[str, Any]) -> str:
             cells[4:4] = [r.get("precision", "fp32")]
             cells[9:9] = [_interval(r.get("vs_fp32"))]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    for s in result.get("skipped", []):
+        lines.append(f"\nNot timed: {s['arch']} {s['name']} ({s['precision']}) in {s['runtime']} at {s['threads']} "
+                     f"thread(s): the runtime refused it ({s['reason']}).")  # fmt: skip
     if result.get("records_elsewhere"):
         lines += ["", "Measured elsewhere (--add-records: devices, browsers, Core ML):", "",
                   "| model | variant | runtime | machine | threads | p50 ms | mean ms | min ms | init ms | setting |",

@@ -12,7 +12,7 @@ paired ratio to the same model's fp32 file. No torch here: the browser and devic
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import numpy as np
 from .bundle import BundleMeta
 from .files import size_on_disk
 from .formats import FORMATS, by_runtime
+from .probe import crash_reason
 from .quiet import quiet
 from .records import BenchRecord, record_from_times, this_machine
 from .timing import Opener, TimingPlan, progress_total, ratio_interval, time_interleaved
@@ -120,8 +121,39 @@ def runner_opener(model: BenchModel, runtime: str, threads: int, x: np.ndarray) 
     return open_session
 
 
+# Probe each file in a child process (a delegate's segfault must not end the benchmark). Tests that inject
+# runners in-process through FORMATS turn it off: a child would not see them.
+PROBE_IN_CHILD = True
+
+
+def openable(group: list[BenchModel], runtime: str, threads: int, x: np.ndarray
+             ) -> tuple[list[BenchModel], list[dict[str, Any]]]:  # fmt: skip
+    """The models whose file the runtime opens and runs once, in a child process, and a reason for each one it
+    refuses or crashes on (runtime/probe.py): one such file is skipped, not the whole table."""
+    fmt = by_runtime(runtime).name
+    kept, skipped = [], []
+    for model in group:
+        if not PROBE_IN_CHILD:
+            try:
+                run, _ = runner_opener(model, runtime, threads, x)()
+                run()
+                reason = None
+            except Exception as exc:  # whatever the runtime raises: the reason goes into the report
+                reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        else:
+            meta = asdict(model.meta) if model.meta is not None else None
+            reason = crash_reason(fmt, model.files[fmt], meta, threads, x.shape[-1])
+        if reason is None:
+            kept.append(model)
+        else:
+            skipped.append({"arch": model.arch, "name": model.name, "runtime": runtime, "threads": threads,
+                            "precision": model.precision_of(fmt), "reason": reason})  # fmt: skip
+    return kept, skipped
+
+
 def time_models(models: list[BenchModel], plan: LatencyPlan, progress: bool = True) -> dict[str, Any]:
-    """Time every model in every runtime and thread count, interleaved within each (arch, size)."""
+    """Time every model in every runtime and thread count, interleaved within each (arch, size); a file the
+    runtime cannot open is left out with its reason (``skipped``)."""
     from tqdm import tqdm
 
     machine = this_machine()
@@ -134,11 +166,15 @@ def time_models(models: list[BenchModel], plan: LatencyPlan, progress: bool = Tr
                file=sys.stderr, bar_format=BAR_FORMAT)  # fmt: skip
     records: list[BenchRecord] = []
     ratios: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     for (arch, size), runtime, t in grid:
         fmt = by_runtime(runtime).name
-        group = cells[((arch, size), runtime)]
         bar.set_postfix_str(f"{arch} {runtime} {t}t")
         x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+        group, refused = openable(cells[((arch, size), runtime)], runtime, t, x)
+        skipped += refused
+        if not group:
+            continue
         timing = time_interleaved([runner_opener(m, runtime, t, x) for m in group], plan, bar.update)
         precisions = [m.precision_of(fmt) for m in group]
         for i, m in enumerate(group):
@@ -164,7 +200,7 @@ def time_models(models: list[BenchModel], plan: LatencyPlan, progress: bool = Tr
     budget = plan.time_budget_s
     return {"machine": machine, "runs": plan.runs if not budget else None, "time_budget_s": budget,
             "warmup": plan.warmup, "precisions": list(plan.precisions), "records": [r.to_dict() for r in records],
-            "ratios": ratios,
+            "ratios": ratios, "skipped": skipped,
             "models": [{"name": m.name, "arch": m.arch, "variant": m.variant, "input_size": m.input_size,
                         "precision": m.precision, "source": m.source} for m in models]}  # fmt: skip
 

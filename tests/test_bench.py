@@ -95,6 +95,7 @@ def use_runner(monkeypatch, runner_class) -> None:
     """Time ONNX models with ``runner_class(path, threads)``: the format table is the injection point."""
     fmt = dataclasses.replace(FORMATS["onnx"], open=lambda path, meta, threads: runner_class(path, threads))
     monkeypatch.setitem(FORMATS, "onnx", fmt)
+    monkeypatch.setattr(latency, "PROBE_IN_CHILD", False)  # the injected runner exists in this process only
 
 
 def fake_args(**overrides):
@@ -108,11 +109,13 @@ def test_variants_are_timed_interleaved_in_rotating_order(monkeypatch) -> None:
     use_runner(monkeypatch, FakeRunner)
     result = bench.run_bench(fake_args(runs=6), progress=False)
     g, a, b = "00", "01", "02"  # gap is added first
-    # Three blocks of two rounds; each block creates the sessions anew in rotated order, warms them up
+    # Each file is first opened and run once (a file the runtime refuses is left out, not the table); then
+    # three blocks of two rounds; each block creates the sessions anew in rotated order, warms them up
     # (one round), then times rounds whose order rotates too: every model in every position equally often.
-    assert FakeRunner.created == [g, a, b, a, b, g, b, g, a]
+    probe = [g, a, b]
+    assert FakeRunner.created == [*probe, g, a, b, a, b, g, b, g, a]
     warm = [g, a, b]
-    assert FakeRunner.calls == [*warm, g, a, b, a, b, g, *warm, b, g, a, g, a, b, *warm, a, b, g, b, g, a]
+    assert FakeRunner.calls == [*probe, *warm, g, a, b, a, b, g, *warm, b, g, a, g, a, b, *warm, a, b, g, b, g, a]
     assert [r["name"] for r in result["ratios"]] == ["gap", "sp", "ss"]
     assert all(r["baseline"] == "gap" and r["runs"] == 6 for r in result["ratios"])
     records = [BenchRecord.from_dict(r) for r in result["records"]]
@@ -287,6 +290,7 @@ def test_each_precision_is_timed_in_the_same_interleaved_group(monkeypatch) -> N
     for name in ("onnx", "tflite"):  # the files are exported for real; the fake runners time them
         fmt = dataclasses.replace(FORMATS[name], open=lambda path, meta, threads: PathRunner(path, threads))
         monkeypatch.setitem(FORMATS, name, fmt)
+    monkeypatch.setattr(latency, "PROBE_IN_CHILD", False)
     monkeypatch.setitem(FORMATS, "tflite", dataclasses.replace(FORMATS["tflite"], precisions=("fp32",)))
     notes: list[str] = []
     args = fake_args(variants="gap", runtimes="onnxruntime,litert", precisions="fp32,int8", runs=4)
@@ -299,7 +303,7 @@ def test_each_precision_is_timed_in_the_same_interleaved_group(monkeypatch) -> N
     assert len(onnx_files) == 2 and {p.parent.name for p in onnx_files} == {"00", "int8"}
     # One group: the two ONNX files alternate in rotating order (2 blocks of 1 warm-up and 2 timed rounds).
     onnx_calls = [Path(p).parent.name for p in PathRunner.calls if p.endswith(".onnx")]
-    assert onnx_calls == (["00", "int8"] * 2 + ["int8", "00"]) * 2
+    assert onnx_calls == ["00", "int8"] + (["00", "int8"] * 2 + ["int8", "00"]) * 2  # the probe, then 2 blocks
     fp32, int8 = result["ratios"][:2]
     assert fp32["vs_fp32"] is None and int8["baseline"] == "gap" and int8["ci95"] == [1.0, 1.0]
     low, high = int8["vs_fp32"][1:]
@@ -308,6 +312,40 @@ def test_each_precision_is_timed_in_the_same_interleaved_group(monkeypatch) -> N
     assert [e["precision"] for e in extras] == ["fp32", "int8", "fp32"]
     assert [e.get("calibration") for e in extras] == [None, "random", None]
     assert int8["size_kb"] < fp32["size_kb"]  # int8 weights (the first conv and the classifier stay float)
+
+
+class RefusingRunner(FakeRunner):
+    """The runtime refuses one file, as LiteRT's XNNPACK delegate did an int8 ShuffleNetV2 variant."""
+
+    def __init__(self, path, threads) -> None:
+        if Path(path).parent.name == "01":
+            raise RuntimeError("failed to create XNNPACK runtime\nNode number 253 failed to prepare.")
+        super().__init__(path, threads)
+
+
+def test_a_file_the_runtime_refuses_is_left_out_with_its_reason(monkeypatch, tmp_path: Path) -> None:
+    FakeRunner.calls, FakeRunner.created = [], []
+    use_runner(monkeypatch, RefusingRunner)
+    notes: list[str] = []
+    result = bench.run_bench(fake_args(runs=4), progress=False, note=notes.append)
+    assert [r["name"] for r in result["ratios"]] == ["gap", "ss"] and "01" not in FakeRunner.calls
+    assert result["skipped"] == [
+        {
+            "arch": "vanilla_cnn",
+            "name": "sp",
+            "runtime": "onnxruntime",
+            "threads": 1,
+            "precision": "fp32",
+            "reason": "failed to create XNNPACK runtime Node number 253 failed to prepare.",
+        }
+    ]
+    assert notes == ["vanilla_cnn sp (fp32) could not run in onnxruntime at 1 thread(s), not timed: failed to "
+                     "create XNNPACK runtime Node number 253 failed to prepare."]  # fmt: skip
+    from deepsquare.runtime.bench_report import markdown_table
+
+    assert "Not timed: vanilla_cnn sp (fp32) in onnxruntime at 1 thread(s): the runtime refused it" in markdown_table(
+        result
+    )
 
 
 def test_tiny_bench_with_int8_end_to_end(tmp_path: Path) -> None:

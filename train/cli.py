@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--ss-lr-scale",
         type=float,
         default=d.ss_lr_scale,
-        help="the Square-Softmin scale's learning rate as a multiple of the schedule's (default 1; 0: fixed)",
+        help=f"the Square-Softmin scale's learning rate as a multiple of the schedule's (default {d.ss_lr_scale}: "
+        "at 1 the scale collapsed early and stalled training, see README; 0: fixed)",
     )
     p.add_argument(
         "--ss-offset",

@@ -32,7 +32,7 @@ class TrainConfig:
     clip_grad: float = 5.0  # global grad-norm clip; 0 disables (not in the paper, see README)
     dropout: float = 0.0  # one dropout for every variant: equal regularisation (README, "What the papers claim")
     ss_init: float = 1.0  # Square-Softmin's |s| at the start
-    ss_lr_scale: float = 1.0  # the Square-Softmin scale's learning rate, times the schedule's (0: kept fixed)
+    ss_lr_scale: float = 0.1  # the Square-Softmin scale's lr, times the schedule's (0: kept fixed); README "Training"
     ss_offset: float = 0.0  # the FC bias a Square-Softmin head starts with (trainer.init_square_modules)
     sex_alpha: float = 0.1  # Square-Excitation's alpha at the start (see layers.SquareExcitation)
     diagnostics: bool = False  # OUT/diagnostics.csv, one row per step (train/diagnostics.py)
@@ -120,4 +120,6 @@ class TrainConfig:
         config = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
         if config.dropout is None:  # an older run: dropout None meant 0.2 for DeepSquare variants only
             config.dropout = 0.2 if parse_variant(config.variant).is_deepsquare else 0.0
+        if "ss_lr_scale" not in data:  # an older run trained the scale at the schedule's lr (and has 2 groups)
+            config.ss_lr_scale = 1.0
         return config
