@@ -113,6 +113,8 @@ def test_a_varied_flag_is_an_axis_paired_to_the_baseline_and_reaches_the_trainer
     assert names == ["vanilla_cnn/gap", "vanilla_cnn/gap [dropout=0.2]", "vanilla_cnn/ss",
                      "vanilla_cnn/ss [dropout=0.2]", "vanilla_cnn/ss [ss-init=0.5, dropout=0.2]",
                      "vanilla_cnn/ss [ss-init=0.5]"]  # fmt: skip
+    saved = json.loads((tmp_path / "sweep.json").read_text())
+    assert saved["trainer_defaults"]["ss-lr-scale"] == 0.1  # a later change of a trainer default is a new recipe
     grown = ablate(*[a if a != "gap,sp" else "gap,sp,ss" for a in args], "--out", str(tmp_path))
     assert grown.returncode == 0, grown.stderr
     assert len((tmp_path / "ablation.csv").read_text().splitlines()) == 1 + 3 * 2 * 2

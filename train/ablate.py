@@ -137,8 +137,13 @@ def plan(args: argparse.Namespace) -> list[Run]:
 
 
 def recipe(args: argparse.Namespace) -> dict[str, Any]:
-    """What every run of the sweep shares; the grid's axes (archs, variants, seeds, values) may grow."""
+    """What every run of the sweep shares; the grid's axes (archs, variants, seeds, values) may grow. The
+    trainer's own defaults for the recipe numbers are part of it: a newer default must not join an older sweep."""
+    from .config import TrainConfig
+
+    defaults = TrainConfig()
     return {
+        "trainer_defaults": {flag: getattr(defaults, name) for flag, name in VARY_FLAGS.items()},
         "data": args.data,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
