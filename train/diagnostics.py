@@ -61,11 +61,12 @@ class Diagnostics:
             gates = torch.cat(self.gates)
             row.update(sex_alpha_mean=alphas.mean().item(), sex_alpha_max=alphas.max().item(),
                        sex_gate_mean=gates.mean().item(), sex_gate_min=gates.min().item())  # fmt: skip
-        squares: dict[str, float] = {}
+        grads: dict[str, list[Tensor]] = {}
         for name, parameter in self.model.named_parameters():
             if parameter.grad is not None:
-                part = name.split(".")[0]
-                squares[part] = squares.get(part, 0.0) + parameter.grad.detach().pow(2).sum().item()
+                grads.setdefault(name.split(".")[0], []).append(parameter.grad.detach().pow(2).sum())
+        # one sum per part, read once: no host sync per parameter on every step
+        squares = dict(zip(grads, torch.stack([torch.stack(g).sum() for g in grads.values()]).tolist(), strict=True))
         row["grad_total"] = math.sqrt(sum(squares.values()))
         row.update({f"grad_{part}": math.sqrt(value) for part, value in squares.items()})
         self.rows.append({k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in row.items()})
