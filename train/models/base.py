@@ -3,6 +3,7 @@ deploy form (BatchNorm pairs fused, the Square-Softmin scale folded into the FC)
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Iterator
 from dataclasses import replace
@@ -118,9 +119,16 @@ class SquareNet(nn.Module):
         return len(pairs)
 
     def for_format(self, fmt: str) -> SquareNet:
-        """The deploy form one export format lowers best; the same numbers in every form. Most models have
-        one form for all (this default); ShuffleNetV2 picks its channel shuffle per format."""
-        return self
+        """The deploy form one export format lowers best, on a copy; the same numbers in every form (up to float
+        rounding). A layer with per-format forms has ``use_format(fmt)``: ShuffleNetV2's channel shuffle
+        (``SHUFFLE_FOR_FORMAT``), the squeeze of SE and SEx (``layers.SQUEEZE_FOR_FORMAT``)."""
+        if not any(hasattr(m, "use_format") for m in self.modules()):
+            return self
+        model = copy.deepcopy(self)
+        for module in model.modules():
+            if hasattr(module, "use_format"):
+                module.use_format(fmt)
+        return model
 
     def fold_square_softmin(self) -> str | None:
         """Fold the Square-Softmin scale into the FC (see :meth:`SquareSoftmin.fold_into`)."""

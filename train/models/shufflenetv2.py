@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import torch
@@ -88,6 +87,9 @@ class InvertedResidual(nn.Module):
         self.attention = attention_layer(branch_features) if attention_layer else nn.Identity()
         self.shuffle = channel_shuffle
 
+    def use_format(self, fmt: str) -> None:
+        self.shuffle = SHUFFLE_FOR_FORMAT.get(fmt, channel_shuffle)
+
     def forward(self, x: Tensor) -> Tensor:
         if self.stride == 1:
             x1, x2 = x.chunk(2, dim=1)
@@ -138,12 +140,3 @@ class ShuffleNetV2(SquareNet):
     def make_branch_blocks(self, stage: str, count: int) -> nn.Module:
         channels = self.stage_channels[stage]
         return nn.Sequential(*(InvertedResidual(channels, channels, 1) for _ in range(count)))
-
-    def for_format(self, fmt: str) -> ShuffleNetV2:
-        """The channel shuffle each converter lowers best (see ``SHUFFLE_FOR_FORMAT``), on a copy."""
-        shuffle = SHUFFLE_FOR_FORMAT.get(fmt, channel_shuffle)
-        model = copy.deepcopy(self)
-        for unit in model.modules():
-            if isinstance(unit, InvertedResidual):
-                unit.shuffle = shuffle
-        return model
