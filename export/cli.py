@@ -8,7 +8,8 @@ The deploy transform (DSoP branches stripped, Square-Softmin folded into the FC,
 fused, dropout removed) is checked against the training model first. Each format is then
 converted in a staging folder, run in its own runtime against the PyTorch deploy model (a
 fixed random batch plus real samples of the checkpoint's data set when it can be loaded),
-and kept only when it passes; the whole bundle then replaces --out at once. Core ML cannot
+and kept only when it passes; the whole bundle then replaces --out at once. Formats convert
+side by side, one process each (--jobs; most converters use one core for most of their run). Core ML cannot
 predict on Linux: there its program's structure is validated, fp16 is checked with the deploy
 model rounded to float16, and the report says numeric parity was not run.
 Outputs: model.onnx, model.mlpackage, model.tflite, model.pte, model.json (metadata the apps
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "default, used when this is not given)")  # fmt: skip
     parser.add_argument("--calib", help="--data spec of int8 calibration images (default: the checkpoint's data)")
     parser.add_argument("--samples", type=int, default=32, help="real images in the parity check (default 32)")
+    parser.add_argument("--jobs", type=int, default=0,
+                        help="formats converted at once, each in its own process (default 0: one per CPU core; "
+                             "1: one after another in this process)")  # fmt: skip
     parser.add_argument("--verbose", action="store_true", help="show the converters' own output")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         request = ExportRequest(args.checkpoint, parse_formats(args.to), out, args.precision, args.calib,
-                                args.samples, args.verbose)  # fmt: skip
+                                args.samples, args.verbose, args.jobs)  # fmt: skip
         ok, report = run_export(request)
     except (ExportError, CheckpointError, ConverterMissing, DeployError, DataError) as exc:
         if args.debug:

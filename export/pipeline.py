@@ -16,11 +16,16 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import multiprocessing
+import os
+import pickle
 import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +64,11 @@ class ExportRequest:
     calib: str | None = None  # --data spec of int8 calibration images (default: the checkpoint's data)
     samples: int = 32  # real images in the parity check
     verbose: bool = False  # show the converters' own output
+    jobs: int = 0  # formats converted at once, each in its own process; 0: one per core; 1: all in this process
+
+    def workers(self) -> int:
+        wanted = self.jobs or os.cpu_count() or 1
+        return max(1, min(wanted, len(self.formats)))
 
 
 @dataclass
@@ -103,6 +113,8 @@ def check_request(request: ExportRequest) -> None:
                           f"({by_format})")  # fmt: skip
     if request.samples < 0:
         raise ExportError(f"--samples must be >= 0, got {request.samples}")
+    if request.jobs < 0:
+        raise ExportError(f"--jobs must be >= 0 (0: one per core), got {request.jobs}")
     for name in request.formats:
         missing = FORMATS[name].missing_modules()
         if missing:
@@ -250,6 +262,74 @@ def convert_and_verify(fmt: Format, deployed: torch.nn.Module, inputs: torch.Ten
         return verify(fmt, staging, meta_with_entry, deployed, inputs, reference, precision, info, judged)
 
 
+@dataclass
+class ConvertJob:
+    """What one format's conversion and parity check need: pickled whole to a worker process."""
+
+    fmt: str
+    deployed: torch.nn.Module
+    inputs: torch.Tensor
+    reference: np.ndarray
+    folder: Path  # the format's own staging subfolder: parallel converters never share a file
+    meta: BundleMeta
+    precision: str
+    calibration: torch.Tensor | None
+    has_real: bool
+    verbose: bool
+
+
+def run_job(job: ConvertJob) -> tuple[FormatOutcome, float]:
+    started = time.perf_counter()
+    outcome = convert_and_verify(FORMATS[job.fmt], job.deployed, job.inputs, job.reference, job.folder, job.meta,
+                                 job.precision, job.calibration, job.has_real, job.verbose)  # fmt: skip
+    return outcome, time.perf_counter() - started
+
+
+def share_cores(workers: int) -> None:
+    """Worker initializer: the cores split between the workers, so that two converters do not fight for them."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+def run_pickled_job(payload: bytes) -> tuple[FormatOutcome, float]:
+    return run_job(pickle.loads(payload))
+
+
+def run_jobs(jobs: list[ConvertJob], workers: int,
+             log: Callable[[str], None] = print) -> Iterator[tuple[ConvertJob, FormatOutcome, float]]:  # fmt: skip
+    """Each job with its outcome and seconds, as it finishes: here one after another, or in ``workers`` fresh
+    processes (spawned: a forked copy of a process that already ran torch can deadlock in its thread pool). The
+    converters are single-threaded for most of their run, so formats overlap well (README, "Export")."""
+    payloads: list[bytes] = []
+    if workers > 1:
+        try:  # here, not in the pool's feeder thread, where a pickling error leaves the pool hanging
+            payloads = [pickle.dumps(job) for job in jobs]
+        except Exception as err:  # any reason a job cannot travel: convert here instead
+            log(f"cannot send the model to a worker process ({type(err).__name__}: {err}); converting here")
+            workers = 1
+    if workers <= 1:
+        for job in jobs:
+            yield job, *run_job(job)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=share_cores, initargs=(workers,)) as pool:
+        # The slowest converters start first, so that the last one to finish is a short one.
+        order = sorted(range(len(jobs)), key=lambda i: -FORMATS[jobs[i].fmt].convert_weight)
+        futures = {pool.submit(run_pickled_job, payloads[i]): jobs[i] for i in order}
+        try:
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    outcome, seconds = future.result()
+                except BrokenProcessPool:  # a crash in one converter takes its worker down, and the pool with it
+                    reason = "the converter's process died (a crash in native code, or out of memory)"
+                    outcome = FormatOutcome(False, f"conversion failed: {reason}")
+                    seconds = 0.0
+                yield job, outcome, seconds
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
 def format_record(outcome: FormatOutcome, precision: str, seconds: float) -> dict[str, Any]:
     record = {"passed": outcome.passed, "reason": outcome.reason, "convert_s": round(seconds, 2),
               "precision": precision, **outcome.info}  # fmt: skip
@@ -304,34 +384,40 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tu
     staging = new_staging(request.out)
     all_ok = True
     try:
-        for name in request.formats:
-            fmt = FORMATS[name]
-            precision = precision_for(fmt, request.precision)
-            t0 = time.perf_counter()
-            outcome = convert_and_verify(fmt, deployed, inputs, reference, staging, meta, precision, calibration,
-                                         len(inputs) > RANDOM_SAMPLES, request.verbose)  # fmt: skip
-            seconds = time.perf_counter() - t0
-            report["formats"][name] = format_record(outcome, precision, seconds)
+        jobs = [ConvertJob(name, deployed, inputs, reference, staging / f".{name}", meta,
+                           precision_for(FORMATS[name], request.precision), calibration, len(inputs) > RANDOM_SAMPLES,
+                           request.verbose) for name in request.formats]  # fmt: skip
+        for job in jobs:
+            job.folder.mkdir()
+        workers = request.workers()
+        if workers > 1:
+            log(f"converting {len(jobs)} formats, {workers} at a time in their own processes (--jobs)")
+        records: dict[str, dict[str, Any]] = {}
+        for job, outcome, seconds in run_jobs(jobs, workers, log):
+            name, fmt, precision = job.fmt, FORMATS[job.fmt], job.precision
+            records[name] = format_record(outcome, precision, seconds)
             if precision == "int8" and checked.labels is not None and outcome.outputs is not None:
-                report["formats"][name]["accuracy"] = held_out_accuracy(outcome.outputs, reference, checked.labels)
+                records[name]["accuracy"] = held_out_accuracy(outcome.outputs, reference, checked.labels)
             if outcome.passed:
+                os.replace(job.folder / fmt.file, staging / fmt.file)
                 meta.formats[name] = format_entry(fmt, precision)
                 parity = outcome.parity
                 figures = (f"max abs diff {parity.max_abs_diff:.2g}, top-1 agreement {parity.top1_agreement:.0%}"
                            if parity else "")  # fmt: skip
                 detail = f"{outcome.note} ({figures})" if outcome.note and figures else outcome.note or figures
                 log(f"{name}: ok, {precision} ({request.out / fmt.file}; {detail}; {seconds:.1f} s)")
-            else:
+            else:  # the bundle never ships a file that failed: it stays in the format's subfolder, removed below
                 all_ok = False
-                remove(staging / fmt.file)  # the bundle never ships a file that failed
                 if outcome.reason.startswith("conversion failed: "):
                     first = outcome.reason.removeprefix("conversion failed: ").strip().splitlines() or ["?"]
                     log(f"{name}: FAILED to convert: {first[0]} - no {fmt.file} written")
                 else:
                     log(f"{name}: FAILED parity: {outcome.reason} - no {fmt.file} written")
+            remove(job.folder)
+        report["formats"] = {name: records[name] for name in request.formats}  # in the order asked
+        meta.formats = {name: meta.formats[name] for name in request.formats if name in meta.formats}
         report["wall_s"] = round(time.perf_counter() - started, 1)
         report["machine"] = {"platform": platform.platform(), "torch": str(torch.__version__)}
-        remove(staging / SIDECAR)  # the parity runs' copy; the final one lists what passed
         if meta.formats:
             write_text_atomically(staging / SIDECAR, meta.to_json())
         write_text_atomically(staging / REPORT, json.dumps(report, indent=2, default=str) + "\n")

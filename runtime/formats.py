@@ -42,6 +42,9 @@ class Format:
     open: OpenRunner
     runs_on: str | None = None  # platform.system() the runtime needs; None: anywhere
     title: str = ""  # for tables: "ONNX" / "ONNX Runtime"
+    # Seconds to convert and verify ShuffleNetV2 x1.0 at 224 px on 2 cores, measured: parallel export starts the slowest
+    # first, so that the last to finish is a short one.
+    convert_weight: float = 1.0
     runtime_title: str = ""
 
     def runs_here(self) -> bool:
@@ -65,26 +68,27 @@ FORMATS: dict[str, Format] = {
     "onnx": Format(
         "onnx", "model.onnx", "NCHW", "input", "logits", "logits", ("fp32", "int8"), "onnx",
         ("onnx", "onnxscript", "onnxsim", "onnxruntime"), "onnxruntime",
-        lambda path, meta, threads: OnnxRunner(path, threads), title="ONNX", runtime_title="ORT",
+        lambda path, meta, threads: OnnxRunner(path, threads), title="ONNX", runtime_title="ORT", convert_weight=5.4,
     ),
     "coreml": Format(
         # fp16 by default: the Neural Engine runs ML Programs in float16 only (and coremltools defaults to it).
         "coreml", "model.mlpackage", "image", "image", "classLabel_probs", "probabilities", ("fp16", "fp32"), "coreml",
         ("coremltools",), "coreml",
         lambda path, meta, threads: CoreMLRunner(path, meta), runs_on="Darwin", title="Core ML",
-        runtime_title="Core ML",
+        runtime_title="Core ML", convert_weight=8.6,
     ),
     "tflite": Format(
         "tflite", "model.tflite", "NHWC", "input", "logits", "logits", ("fp32", "int8"), "tflite",
         ("litert_torch", "ai_edge_litert"), "litert",
         lambda path, meta, threads: LiteRTRunner(path, threads), title="TFLite", runtime_title="LiteRT",
+        convert_weight=10.7,
     ),
     # PyTorch's own on-device runtime; the .pte has no metadata slot, so model.json carries it.
     "executorch": Format(
         "executorch", "model.pte", "NCHW", "input", "logits", "logits", ("fp32",), "executorch",
         ("executorch",), "executorch",
         lambda path, meta, threads: ExecuTorchRunner(path, threads), title="ExecuTorch",
-        runtime_title="ExecuTorch",
+        runtime_title="ExecuTorch", convert_weight=16.2,
     ),
 }  # fmt: skip
 

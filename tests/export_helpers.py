@@ -37,3 +37,13 @@ def write_checkpoint(folder: Path, arch: str, variant: str, dsop: dict | None = 
             "epoch": 1,
         },
     )
+
+
+class DiesWhenUnpickled(torch.nn.Module):
+    """Stands in for a converter that crashes its process: unpickling it in a worker kills that worker."""
+
+    def __setstate__(self, state: dict) -> None:
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -276,6 +276,56 @@ def test_bad_checkpoints_are_one_clear_line_and_nothing_is_written(tmp_path: Pat
     assert not (tmp_path / "executed").exists()
 
 
+def test_formats_convert_in_parallel_and_in_process_alike(vanilla_bundle, tmp_path: Path) -> None:
+    out, report = vanilla_bundle  # converted 2 at a time (--jobs 0: one per core; CI has 2)
+    ckpt = Path(report["checkpoint"])
+    result = export(str(ckpt), "--to", "tflite,onnx", "--out", str(tmp_path / "seq"), "--jobs", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "at a time" not in result.stdout
+    again = json.loads((tmp_path / "seq" / "export_report.json").read_text())
+    assert list(again["formats"]) == ["tflite", "onnx"]  # the order asked, whatever order they finished in
+    assert list(report["formats"]) == ["onnx", "coreml", "tflite", "executorch"]
+    for fmt in ("onnx", "tflite"):
+        assert again["formats"][fmt]["parity"]["max_abs_diff"] == report["formats"][fmt]["parity"]["max_abs_diff"]
+        assert again["formats"][fmt]["op_types"] == report["formats"][fmt]["op_types"]
+    assert leftovers(out) == [] and leftovers(tmp_path / "seq") == []  # no staging or per-format subfolder
+
+
+def test_a_converter_process_that_dies_fails_its_format_only(tmp_path: Path) -> None:
+    from export_helpers import DiesWhenUnpickled
+
+    from deepsquare.runtime.bundle import BundleMeta
+
+    meta = BundleMeta("vanilla_cnn", "gap", ["a"], 32, [0.5] * 3, [0.2] * 3)
+    job = pipeline.ConvertJob("onnx", DiesWhenUnpickled(), torch.zeros(1, 3, 32, 32), np.zeros((1, 1)), tmp_path,
+                              meta, "fp32", None, False, False)  # fmt: skip
+    [(got, outcome, _)] = list(pipeline.run_jobs([job], workers=2, log=print))
+    assert got is job and not outcome.passed
+    assert (
+        outcome.reason == "conversion failed: the converter's process died (a crash in native code, or out of memory)"
+    )
+
+
+def test_a_model_that_cannot_travel_converts_in_process(tmp_path: Path, monkeypatch, capsys) -> None:
+    job = pipeline.ConvertJob("onnx", torch.nn.Identity(), torch.zeros(1), np.zeros(1), tmp_path, None, "fp32",
+                              None, False, False)  # fmt: skip
+    job.deployed.kept = lambda: None  # a lambda does not pickle
+    converted = []
+    monkeypatch.setattr(
+        pipeline, "run_job", lambda job: (converted.append(job), (pipeline.FormatOutcome(True), 0.0))[1]
+    )
+    [(_, outcome, _)] = list(pipeline.run_jobs([job], workers=2, log=print))
+    assert converted == [job] and outcome.passed
+    assert "cannot send the model to a worker process (AttributeError" in capsys.readouterr().out
+
+
+def test_negative_jobs_is_refused_before_any_work(tmp_path: Path, capsys) -> None:
+    ckpt = write_checkpoint(tmp_path, "vanilla_cnn", "gap")
+    assert export_cli.main([str(ckpt), "--to", "onnx", "--jobs", "-1", "--out", str(tmp_path / "out")]) == 1
+    assert "--jobs must be >= 0 (0: one per core), got -1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_unknown_format_suggests_the_closest(tmp_path: Path) -> None:
     result = export(str(tmp_path / "x.ckpt"), "--to", "tflight")
     assert result.returncode == 1 and "unknown format 'tflight' (did you mean 'tflite'?)" in result.stderr

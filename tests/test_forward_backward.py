@@ -1,5 +1,7 @@
 """Every arch x every single variant x {with, without} DSoP runs forward and backward."""
 
+import pickle
+
 import pytest
 import torch
 
@@ -56,3 +58,18 @@ def test_forward_backward_224px_imagenet_stem(arch: str, variant: str, with_dsop
 )
 def test_forward_backward_224px_larger_archs(arch: str, variant: str, with_dsop: bool) -> None:
     run_step(arch, variant, with_dsop, 224, "imagenet")
+
+
+SMALL_ARCHS = ["vanilla_cnn", "resnet18", "shufflenetv2_x0_5"]
+
+
+@pytest.mark.parametrize(("arch", "variant", "with_dsop"), list(cases(SMALL_ARCHS)))
+def test_every_model_pickles_to_the_same_function(arch: str, variant: str, with_dsop: bool) -> None:
+    # The parallel export pickles the deploy model to a spawned worker: a lambda kept by a model broke it once.
+    model = build_model(arch, variant, num_classes=10, stem="cifar", dsop=DSOP[arch] if with_dsop else None).eval()
+    clone = pickle.loads(pickle.dumps(model))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        out, again = model(x), clone(x)
+    assert all(torch.equal(a, b) for a, b in zip(torch.utils._pytree.tree_leaves(out),
+                                                 torch.utils._pytree.tree_leaves(again), strict=True))  # fmt: skip

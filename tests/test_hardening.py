@@ -224,7 +224,7 @@ def test_a_failed_format_leaves_no_orphan(bundle: Path, tmp_path: Path, monkeypa
     out = damaged(bundle, tmp_path, lambda f: None)
     monkeypatch.setitem(export_cli_converters(), "tflite", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
     assert export_cli.main([str(write_checkpoint(tmp_path / "ck", "vanilla_cnn", "gap")), "--to", "onnx,tflite",
-                            "--out", str(out)]) == 1  # fmt: skip
+                            "--out", str(out), "--jobs", "1"]) == 1  # the patch lives in this process  # fmt: skip
     meta = json.loads((out / "model.json").read_text())
     assert list(meta["formats"]) == ["onnx"] and not (out / "model.tflite").exists()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from torch import nn
 
@@ -39,8 +40,22 @@ class ModuleInfo:
     layer: Callable[..., nn.Module]
 
 
+# Module-level builders bound with functools.partial, not lambdas: a model keeps its factories and must pickle
+# (a spawned export worker receives the deploy model whole).
+def _squeeze_excitation(kind: str, channels: int, reduction: int) -> nn.Module:
+    return SqueezeExcitation(channels, se_hidden_widths(kind, channels, reduction))
+
+
 def _se(kind: str) -> Callable[[int, int], nn.Module]:
-    return lambda channels, reduction: SqueezeExcitation(channels, se_hidden_widths(kind, channels, reduction))
+    return partial(_squeeze_excitation, kind)
+
+
+def _square_excitation(channels: int, reduction: int) -> nn.Module:
+    return SquareExcitation()  # parameter-free: neither width nor reduction matters
+
+
+def _attention(build: Callable[[int, int], nn.Module], reduction: int, channels: int) -> nn.Module:
+    return build(channels, reduction)
 
 
 MODULES: dict[str, ModuleInfo] = {
@@ -56,7 +71,7 @@ MODULES: dict[str, ModuleInfo] = {
                    SquareSoftmin),
         ModuleInfo("sex", "attention", "Square-Excitation on each block's main branch",
                    "eq. 25: s_k = G_k / (G_k + alpha^2), G = SP(F), F' = s F", DEEPSQUARE, True,
-                   lambda channels, reduction: SquareExcitation()),
+                   _square_excitation),
         ModuleInfo("se", "attention", "Squeeze-and-Excitation, r = 16", "sigmoid(W2 relu(W1 GAP(F))) F", SE, False,
                    _se("se")),
         ModuleInfo("se_slow_squeeze", "attention", "SE with the squeeze in two steps", "C -> 2C/r -> C/r -> C",
@@ -126,7 +141,7 @@ class Variant:
         if self.attention is None:
             return None
         build = MODULES[self.attention].layer
-        return lambda channels: build(channels, se_reduction)
+        return partial(_attention, build, se_reduction)
 
     def encoding_layer(self) -> Callable[[], nn.Module] | None:
         return MODULES["sen"].layer if self.square_encoding else None
