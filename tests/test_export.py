@@ -356,6 +356,6 @@ def test_shufflenet_onnx_shuffles_with_one_gather_and_no_transpose(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     ops = [n.op_type for n in onnx.load(str(tmp_path / "out" / "model.onnx")).graph.node]
     assert "Transpose" not in ops and "GatherND" not in ops and ops.count("Gather") == 16
-    # SEx squeezes with one AveragePool per unit (kept in ORT's blocked layout); the head's Square-Pooling is the
-    # only ReduceMean left.
-    assert ops.count("AveragePool") == 16 and ops.count("ReduceMean") == 1
+    # SEx squeezes with ReduceMean: an AveragePool over the whole map ran faster in ONNX Runtime on an AVX2 CPU
+    # (1.10x GAP vs 1.12x) but far slower on AVX-512 (1.23x vs 1.10x); README, "Latency".
+    assert ops.count("AveragePool") == 0 and ops.count("ReduceMean") == 16 + 1

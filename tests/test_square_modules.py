@@ -11,9 +11,6 @@ from deepsquare.train.layers import (
     SquareExcitation,
     SquarePooling,
     SquareSoftmin,
-    SqueezeExcitation,
-    spatial_mean,
-    spatial_mean_as_pool,
 )
 
 
@@ -123,21 +120,3 @@ def test_vanilla_deepsquare3_equals_square_pooling() -> None:
     sp.load_state_dict(ds3.state_dict())
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(ds3(x), sp(x))
-
-
-@pytest.mark.parametrize("variant", ["se", "sex"])
-def test_onnx_form_of_the_squeeze_is_the_same_mean(variant: str) -> None:
-    """The ONNX deploy form swaps the squeeze's ReduceMean for an AveragePool: the same outputs, other modules
-    and other formats untouched, and the trained model itself unchanged."""
-    model = build_model("shufflenetv2_x0_5", variant, 10).eval()
-    onnx_form, tflite_form = model.for_format("onnx"), model.for_format("tflite")
-    attention = SquareExcitation if variant == "sex" else SqueezeExcitation
-    forms = {m.squeeze for m in onnx_form.modules() if isinstance(m, attention)}
-    assert forms == {spatial_mean_as_pool}
-    assert {m.squeeze for m in tflite_form.modules() if isinstance(m, attention)} == {spatial_mean}
-    assert {m.squeeze for m in model.modules() if isinstance(m, attention)} == {spatial_mean}
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(onnx_form(x), model(x), rtol=1e-5, atol=1e-5)
-    maps = torch.randn(3, 7, 9, 5)
-    torch.testing.assert_close(spatial_mean_as_pool(maps), maps.mean(dim=(2, 3), keepdim=True))

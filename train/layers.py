@@ -11,7 +11,6 @@ Core ML and TFLite without custom ops.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -90,26 +89,6 @@ class NegSquare(nn.Module):
         return -(x * x)
 
 
-def spatial_mean(x: Tensor) -> Tensor:
-    """Mean over H and W, kept as ``(N, C, 1, 1)``: the squeeze of SE and SEx."""
-    return x.mean(dim=(2, 3), keepdim=True)
-
-
-def spatial_mean_as_pool(x: Tensor) -> Tensor:
-    """The same mean as one average pool over the whole map (equal up to float rounding).
-
-    ONNX Runtime's CPU provider runs convolutions in a blocked NCHWc layout and keeps AveragePool
-    in it, where ReduceMean first makes it reorder the full map back to NCHW. Measured on
-    ShuffleNetV2 x0.5 (ONNX Runtime, 1 thread, ratio to GAP): SEx 1.123x -> 1.106x, SE 1.129x ->
-    1.115x. The kernel size is the traced map size, which the exported file fixes anyway.
-    """
-    return F.avg_pool2d(x, (x.shape[2], x.shape[3]))
-
-
-# The squeeze of each export format's deploy form (see SquareNet.for_format).
-SQUEEZE_FOR_FORMAT = {"onnx": spatial_mean_as_pool}
-
-
 class SquareExcitation(nn.Module):
     """Square-Excitation (eq. 25): ``s_k = G_k / (G_k + alpha^2)`` with ``G = SP(F)``.
 
@@ -126,13 +105,9 @@ class SquareExcitation(nn.Module):
         super().__init__()
         self.alpha = nn.Parameter(torch.tensor([float(alpha)]))
         self.eps = eps
-        self.squeeze = spatial_mean
-
-    def use_format(self, fmt: str) -> None:
-        self.squeeze = SQUEEZE_FOR_FORMAT.get(fmt, spatial_mean)
 
     def scale(self, x: Tensor) -> Tensor:
-        g = self.squeeze(x * x)
+        g = (x * x).mean(dim=(2, 3), keepdim=True)
         # alpha^2 shaped (1, 1, 1, 1) like g: a (1,)-shaped broadcast made TFLite's NHWC
         # lowering add layout transposes after the block.
         return g / (g + (self.alpha * self.alpha).view(1, 1, 1, 1) + self.eps)
@@ -158,13 +133,9 @@ class SqueezeExcitation(nn.Module):
             c_in = width
         layers += [nn.Conv2d(c_in, channels, 1), nn.Sigmoid()]
         self.fc = nn.Sequential(*layers)
-        self.squeeze = spatial_mean
-
-    def use_format(self, fmt: str) -> None:
-        self.squeeze = SQUEEZE_FOR_FORMAT.get(fmt, spatial_mean)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * self.fc(self.squeeze(x))
+        return x * self.fc(x.mean(dim=(2, 3), keepdim=True))
 
 
 def se_hidden_widths(kind: str, channels: int, reduction: int = 16) -> tuple[int, ...]:
