@@ -351,3 +351,25 @@ def test_an_image_folder_without_test_reports_val_only_and_says_so(tmp_path: Pat
     ckpt = Checkpoint.load(train(cfg, quiet=True))
     assert "no test split:" in capsys.readouterr().out and ckpt.extra["test"]["split"] is None
     assert "no test/ folder" in ckpt.extra["test"]["note"] and "test_top1" not in ckpt.metrics[-1]
+
+
+def test_unitwise_clip_caps_each_unit_by_its_weight_norm_and_spares_the_classifier() -> None:
+    from deepsquare.train.trainer import clip_unitwise_
+
+    torch.manual_seed(0)
+    conv, fc = torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(4, 2)
+    params = {"layer.weight": conv.weight, "layer.bias": conv.bias, "fc.weight": fc.weight}
+    for p in params.values():
+        p.grad = torch.randn_like(p) * 10
+    conv.weight.grad[1] = conv.weight[1].detach() * 0.01  # one unit already under the cap
+    before = {n: p.grad.clone() for n, p in params.items()}
+    clip_unitwise_(params.items(), 0.1)
+    unit_w = torch.linalg.vector_norm(conv.weight.detach(), dim=(1, 2, 3))
+    unit_g = torch.linalg.vector_norm(conv.weight.grad, dim=(1, 2, 3))
+    torch.testing.assert_close(unit_g[[0, 2, 3]], 0.1 * unit_w[[0, 2, 3]])  # capped exactly at the ratio
+    assert torch.equal(conv.weight.grad[1], before["layer.weight"][1])  # under the cap: untouched
+    # direction kept
+    cos = torch.nn.functional.cosine_similarity(conv.weight.grad[0].flatten(), before["layer.weight"][0].flatten(), 0)
+    assert cos > 0.9999
+    assert torch.all(conv.bias.grad.abs() <= 0.1 * conv.bias.detach().abs().clamp(min=1e-3) + 1e-7)  # element-wise
+    assert torch.equal(fc.weight.grad, before["fc.weight"])  # the classifier is not clipped (as in NFNets)

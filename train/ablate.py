@@ -72,6 +72,7 @@ class Run:
 VARY_FLAGS = {"dropout": "dropout", "lr": "lr", "warmup-epochs": "warmup_epochs", "weight-decay": "weight_decay",
               "ss-init": "ss_init", "ss-offset": "ss_offset", "ss-lr-scale": "ss_lr_scale",
               "sex-alpha": "sex_alpha", "clip-grad": "clip_grad",
+              "clip-unitwise": "clip_unitwise",
               "label-smoothing": "label_smoothing"}  # fmt: skip
 
 

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, help="default 1e-4 (ResNet, vanilla CNN), 4e-5 (ShuffleNetV2)")
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--clip-grad", type=float, default=d.clip_grad, help="grad-norm clip, 0 disables (default 5)")
+    p.add_argument("--clip-unitwise", type=float, default=d.clip_unitwise,
+                   help="adaptive unit-wise clip: each output unit's gradient norm at most this times its weight "
+                        "norm (NFNets' AGC, arXiv:2102.06171), before --clip-grad; 0 disables (default)")  # fmt: skip
     p.add_argument(
         "--dropout",
         type=float,
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing,
         clip_grad=args.clip_grad,
+        clip_unitwise=args.clip_unitwise,
         dropout=args.dropout,
         ss_init=args.ss_init,
         ss_lr_scale=args.ss_lr_scale,

@@ -30,6 +30,7 @@ class TrainConfig:
     momentum: float = 0.9
     label_smoothing: float = 0.0
     clip_grad: float = 5.0  # global grad-norm clip; 0 disables (not in the paper, see README)
+    clip_unitwise: float = 0.0  # adaptive unit-wise clip ratio (NFNets' AGC, arXiv:2102.06171); 0 disables
     dropout: float = 0.0  # one dropout for every variant: equal regularisation (README, "What the papers claim")
     ss_init: float = 1.0  # Square-Softmin's |s| at the start
     ss_lr_scale: float = 0.1  # the Square-Softmin scale's lr, times the schedule's (0: kept fixed); README "Training"
@@ -70,7 +71,7 @@ class TrainConfig:
             elif value > high:
                 problems.append(f"--{flag} must be in {low}..{high:,}, got {value}")
         for name, value in (("lr", self.lr), ("weight_decay", self.weight_decay), ("clip_grad", self.clip_grad),
-                            ("warmup_epochs", self.warmup_epochs)):  # fmt: skip
+                            ("clip_unitwise", self.clip_unitwise), ("warmup_epochs", self.warmup_epochs)):  # fmt: skip
             positive = name == "lr"
             if value is not None and not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
                 problems.append(f"--{name.replace('_', '-')} must be a finite number {'> 0' if positive else '>= 0'}, "

@@ -20,6 +20,7 @@ import math
 import platform
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -47,6 +48,22 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
         return base * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * base * (1 + math.cos(math.pi * progress))
+
+
+def clip_unitwise_(named_parameters: Iterable[tuple[str, nn.Parameter]], ratio: float, eps: float = 1e-3) -> None:
+    """Adaptive gradient clipping (NFNets, "High-Performance Large-Scale Image Recognition Without Normalization",
+    arXiv:2102.06171): each output unit's gradient norm is capped at ``ratio`` times its weight norm (at least
+    ``eps``), so that a few layers with exploding gradients are held back without shrinking the others, as a
+    global norm clip does. Biases and other vectors are clipped element by element; the classifier (``fc``) and
+    the Square-Softmin scale are left alone, as NFNets leave the final layer."""
+    for name, p in named_parameters:
+        if p.grad is None or name.startswith(("fc.", "softmin.")):
+            continue
+        dims = tuple(range(1, p.ndim))
+        weight_norm = torch.linalg.vector_norm(p.detach(), dim=dims, keepdim=True) if dims else p.detach().abs()
+        grad_norm = torch.linalg.vector_norm(p.grad, dim=dims, keepdim=True) if dims else p.grad.abs()
+        max_norm = ratio * weight_norm.clamp(min=eps)
+        p.grad.mul_(torch.where(grad_norm > max_norm, max_norm / grad_norm.clamp(min=1e-6), 1.0))
 
 
 def param_groups(model: nn.Module, weight_decay: float, ss_lr_scale: float = 1.0) -> list[dict[str, Any]]:
@@ -289,6 +306,8 @@ def train_epoch(run: Run, epoch: int, ctx: Dist, quiet: bool, last_path: Path) -
         loss.backward()
         if run.diagnostics is not None:
             run.diagnostics.record(epoch, step, run.optimizer.param_groups[0]["lr"], main_loss, logits)
+        if cfg.clip_unitwise > 0:
+            clip_unitwise_(run.model.named_parameters(), cfg.clip_unitwise)
         if cfg.clip_grad > 0:
             # SP and SS make the logits quartic in the features: without a clip the
             # first steps of a small-batch run can overshoot into inf.
