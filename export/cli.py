@@ -9,9 +9,9 @@ fused, dropout removed) is checked against the training model first. Each format
 converted in a staging folder, run in its own runtime against the PyTorch deploy model (a
 fixed random batch plus real samples of the checkpoint's data set when it can be loaded),
 and kept only when it passes; the whole bundle then replaces --out at once. Formats convert
-side by side, one process each (--jobs; most converters use one core for most of their run). Core ML cannot
-predict on Linux: there its program's structure is validated, fp16 is checked with the deploy
-model rounded to float16, and the report says numeric parity was not run.
+side by side, one process each (--jobs; most converters use one core for most of their run).
+Core ML cannot predict on Linux: there its program's structure is validated, fp16 is checked
+with the deploy model rounded to float16, and the report says numeric parity was not run.
 Outputs: model.onnx, model.mlpackage, model.tflite, model.pte, model.json (metadata the apps
 read), export_report.json. Exit status 1 when any format fails, naming it and by how much.
 """

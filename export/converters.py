@@ -149,11 +149,27 @@ def export_tflite(
         buf = float_path.read_bytes()
         if precision == "int8":
             buf = quantize_int8(float_path, calibration if calibration is not None else example)
+        elif precision == "fp16":
+            buf = cast_weights_fp16(float_path)
     labels = "\n".join(meta.classes).encode()
     buf = add_tflite_metadata(buf, {"deepsquare_bundle": meta.to_json().encode(), "labels.txt": labels})
     path.write_bytes(buf)
     ops = tflite_op_names(buf)
     return {"file": path.name, "precision": precision, "op_types": sorted(set(ops)), "op_count": len(ops)}
+
+
+def cast_weights_fp16(float_path: Path) -> bytes:
+    """float16 weights for the conv and FC layers (ai-edge-quantizer's float casting): half the file; each weight
+    gets a DEQUANTIZE op, which CPU delegates fold into float32 weights at load and GPU delegates run in fp16."""
+    aeq = need("ai_edge_quantizer", "tflite")
+    qtyping = aeq.qtyping
+    half = qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT)
+    config = qtyping.OpQuantizationConfig(weight_tensor_config=half, compute_precision=qtyping.ComputePrecision.FLOAT,
+                                          explicit_dequantize=True)  # fmt: skip
+    quantizer = aeq.quantizer.Quantizer(str(float_path))
+    quantizer.update_quantization_recipe(regex=".*", operation_name="*", algorithm_key="float_casting",
+                                         op_config=config)  # fmt: skip
+    return bytes(quantizer.quantize().quantized_model)
 
 
 def quantize_int8(float_path: Path, calibration_nchw: Tensor) -> bytes:

@@ -396,7 +396,7 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tu
         for job, outcome, seconds in run_jobs(jobs, workers, log):
             name, fmt, precision = job.fmt, FORMATS[job.fmt], job.precision
             records[name] = format_record(outcome, precision, seconds)
-            if precision == "int8" and checked.labels is not None and outcome.outputs is not None:
+            if precision != "fp32" and checked.labels is not None and outcome.outputs is not None:
                 records[name]["accuracy"] = held_out_accuracy(outcome.outputs, reference, checked.labels)
             if outcome.passed:
                 os.replace(job.folder / fmt.file, staging / fmt.file)

@@ -78,7 +78,7 @@ FORMATS: dict[str, Format] = {
         runtime_title="Core ML", convert_weight=8.6,
     ),
     "tflite": Format(
-        "tflite", "model.tflite", "NHWC", "input", "logits", "logits", ("fp32", "int8"), "tflite",
+        "tflite", "model.tflite", "NHWC", "input", "logits", "logits", ("fp32", "fp16", "int8"), "tflite",
         ("litert_torch", "ai_edge_litert"), "litert",
         lambda path, meta, threads: LiteRTRunner(path, threads), title="TFLite", runtime_title="LiteRT",
         convert_weight=10.7,

@@ -210,9 +210,9 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
         (["--bundle", "/nonexistent"], "/nonexistent is not a deepsquare bundle"),
         (["--precisions", "fp32,int4"], "unknown precision 'int4'; valid: fp32, int8, fp16"),
         (
-            ["--precisions", "fp16"],
+            ["--runtimes", "onnxruntime,executorch", "--precisions", "fp16"],
             "precision 'fp16' is offered by none of the timed runtimes (onnxruntime: fp32, "
-            "int8; litert: fp32, int8); choose other --precisions or --runtimes",
+            "int8; executorch: fp32); choose other --precisions or --runtimes",
         ),
     ],
 )

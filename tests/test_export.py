@@ -279,6 +279,22 @@ def test_bad_checkpoints_are_one_clear_line_and_nothing_is_written(tmp_path: Pat
     assert not (tmp_path / "executed").exists()
 
 
+def test_tflite_fp16_halves_the_file_and_passes_the_fp16_gate(vanilla_bundle, tmp_path: Path) -> None:
+    out, report = vanilla_bundle
+    result = export(report["checkpoint"], "--to", "tflite", "--precision", "fp16", "--out", str(tmp_path / "h"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    half = json.loads((tmp_path / "h" / "export_report.json").read_text())["formats"]["tflite"]
+    assert half["precision"] == "fp16" and half["parity"]["runtime"] == "litert"  # run for real, not emulated
+    assert half["parity"]["passed"] and 0 < half["parity"]["max_rel_diff"] < 1e-2
+    assert half["accuracy"]["images"] == 16 and abs(half["accuracy"]["delta_points"]) <= 100 / 16
+    ops = tflite_op_names(tmp_path / "h" / "model.tflite")
+    assert ops.count("DEQUANTIZE") >= 4  # the conv and FC weights are stored in float16
+    fp32_size = (out / "model.tflite").stat().st_size
+    assert 0.4 < (tmp_path / "h" / "model.tflite").stat().st_size / fp32_size < 0.6
+    meta = json.loads((tmp_path / "h" / "model.json").read_text())
+    assert meta["formats"]["tflite"]["precision"] == "fp16"
+
+
 def test_formats_convert_in_parallel_and_in_process_alike(vanilla_bundle, tmp_path: Path) -> None:
     out, report = vanilla_bundle  # converted 2 at a time (--jobs 0: one per core; CI has 2)
     ckpt = Path(report["checkpoint"])
