@@ -274,14 +274,14 @@ class ConvertJob:
     meta: BundleMeta
     precision: str
     calibration: torch.Tensor | None
-    has_real: bool
     verbose: bool
 
 
 def run_job(job: ConvertJob) -> tuple[FormatOutcome, float]:
     started = time.perf_counter()
+    has_real = len(job.inputs) > RANDOM_SAMPLES  # real images follow the fixed random batch
     outcome = convert_and_verify(FORMATS[job.fmt], job.deployed, job.inputs, job.reference, job.folder, job.meta,
-                                 job.precision, job.calibration, job.has_real, job.verbose)  # fmt: skip
+                                 job.precision, job.calibration, has_real, job.verbose)  # fmt: skip
     return outcome, time.perf_counter() - started
 
 
@@ -385,8 +385,8 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tu
     all_ok = True
     try:
         jobs = [ConvertJob(name, deployed, inputs, reference, staging / f".{name}", meta,
-                           precision_for(FORMATS[name], request.precision), calibration, len(inputs) > RANDOM_SAMPLES,
-                           request.verbose) for name in request.formats]  # fmt: skip
+                           precision_for(FORMATS[name], request.precision), calibration, request.verbose)
+                for name in request.formats]  # fmt: skip
         for job in jobs:
             job.folder.mkdir()
         workers = request.workers()

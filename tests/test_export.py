@@ -317,7 +317,7 @@ def test_a_converter_process_that_dies_fails_its_format_only(tmp_path: Path) -> 
 
     meta = BundleMeta("vanilla_cnn", "gap", ["a"], 32, [0.5] * 3, [0.2] * 3)
     job = pipeline.ConvertJob("onnx", DiesWhenUnpickled(), torch.zeros(1, 3, 32, 32), np.zeros((1, 1)), tmp_path,
-                              meta, "fp32", None, False, False)  # fmt: skip
+                              meta, "fp32", None, False)  # fmt: skip
     [(got, outcome, _)] = list(pipeline.run_jobs([job], workers=2, log=print))
     assert got is job and not outcome.passed
     assert (
@@ -327,7 +327,7 @@ def test_a_converter_process_that_dies_fails_its_format_only(tmp_path: Path) -> 
 
 def test_a_model_that_cannot_travel_converts_in_process(tmp_path: Path, monkeypatch, capsys) -> None:
     job = pipeline.ConvertJob("onnx", torch.nn.Identity(), torch.zeros(1), np.zeros(1), tmp_path, None, "fp32",
-                              None, False, False)  # fmt: skip
+                              None, False)  # fmt: skip
     job.deployed.kept = lambda: None  # a lambda does not pickle
     converted = []
     monkeypatch.setattr(
