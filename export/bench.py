@@ -86,9 +86,19 @@ def random_calibration(input_size: int) -> torch.Tensor:
     return torch.randn(CALIBRATION_IMAGES, 3, input_size, input_size, generator=generator)
 
 
-def export_for_bench(name: str, arch: str, variant: str, model: nn.Module, input_size: int, meta: BundleMeta,
-                     folder: Path, formats: set[str], source: str, precisions: tuple[str, ...] = ("fp32",),
-                     calibration: Calibration | None = None) -> list[BenchModel]:  # fmt: skip
+def export_for_bench(
+    name: str,
+    arch: str,
+    variant: str,
+    model: nn.Module,
+    input_size: int,
+    meta: BundleMeta,
+    folder: Path,
+    formats: set[str],
+    source: str,
+    precisions: tuple[str, ...] = ("fp32",),
+    calibration: Calibration | None = None,
+) -> list[BenchModel]:
     """Deploy-transform ``model``, count its cost, export it to ``formats`` at each precision (a format that does
     not offer one is left out of it) in ``folder``; one BenchModel per precision. ``calibration`` gives the int8
     calibration images and what they are (made only when a quantized file is exported)."""
@@ -115,34 +125,58 @@ def export_for_bench(name: str, arch: str, variant: str, model: nn.Module, input
             with quiet():
                 CONVERTERS[fmt](deployed.for_format(fmt), example, where, entry_meta, **kwargs)
             files[fmt] = where / FORMATS[fmt].file
-        models.append(BenchModel(name, arch, variant, input_size, files, source, params, ops.macs, ops.elementwise,
-                                 meta, precision, extra))  # fmt: skip
+        models.append(
+            BenchModel(
+                name,
+                arch,
+                variant,
+                input_size,
+                files,
+                source,
+                params,
+                ops.macs,
+                ops.elementwise,
+                meta,
+                precision,
+                extra,
+            )
+        )
     return models
 
 
-def random_variant(arch: str, variant: str, input_size: int, num_classes: int, folder: Path,
-                   formats: set[str]) -> BenchModel:  # fmt: skip
+def random_variant(
+    arch: str, variant: str, input_size: int, num_classes: int, folder: Path, formats: set[str]
+) -> BenchModel:
     return random_variant_at(arch, variant, input_size, num_classes, folder, formats)[0]
 
 
-def random_variant_at(arch: str, variant: str, input_size: int, num_classes: int, folder: Path, formats: set[str],
-                      precisions: tuple[str, ...] = ("fp32",)) -> list[BenchModel]:  # fmt: skip
+def random_variant_at(
+    arch: str,
+    variant: str,
+    input_size: int,
+    num_classes: int,
+    folder: Path,
+    formats: set[str],
+    precisions: tuple[str, ...] = ("fp32",),
+) -> list[BenchModel]:
     """A variant with random weights, exported at each precision (int8 calibrated on random inputs)."""
     stem = "cifar" if input_size <= 64 else "imagenet"
     model = build_model(arch, variant, num_classes, stem=stem)
     torch.manual_seed(0)
     calibrate_batchnorm(model, input_size)
     meta = BundleMeta(arch, variant, [str(i) for i in range(num_classes)], input_size, [0.5] * 3, [0.25] * 3)
-    return export_for_bench(variant, arch, variant, model, input_size, meta, folder, formats, RANDOM_WEIGHTS,
-                            precisions)  # fmt: skip
+    return export_for_bench(
+        variant, arch, variant, model, input_size, meta, folder, formats, RANDOM_WEIGHTS, precisions
+    )
 
 
 def checkpoint_model(path: Path, folder: Path, formats: set[str]) -> BenchModel:
     return checkpoint_model_at(path, folder, formats)[0]
 
 
-def checkpoint_model_at(path: Path, folder: Path, formats: set[str],
-                        precisions: tuple[str, ...] = ("fp32",)) -> list[BenchModel]:  # fmt: skip
+def checkpoint_model_at(
+    path: Path, folder: Path, formats: set[str], precisions: tuple[str, ...] = ("fp32",)
+) -> list[BenchModel]:
     """A trained checkpoint deployed and exported at each precision (int8 calibrated on its data, as
     deepsquare-export does)."""
     ckpt = Checkpoint.load(path)
@@ -155,8 +189,19 @@ def checkpoint_model_at(path: Path, folder: Path, formats: set[str],
         except (DataError, OSError, ValueError):
             return random_calibration(ckpt.input_size), "random (the checkpoint's data did not load)"
 
-    return export_for_bench(meta.variant, meta.arch, meta.variant, ckpt.build_model(), ckpt.input_size, meta, folder,
-                            formats, str(path), precisions, calibration)  # fmt: skip
+    return export_for_bench(
+        meta.variant,
+        meta.arch,
+        meta.variant,
+        ckpt.build_model(),
+        ckpt.input_size,
+        meta,
+        folder,
+        formats,
+        str(path),
+        precisions,
+        calibration,
+    )
 
 
 def bundle_model(folder: Path, formats: set[str], name: str | None = None) -> BenchModel:
@@ -171,10 +216,20 @@ def bundle_model(folder: Path, formats: set[str], name: str | None = None) -> Be
         if not files[fmt].exists():
             raise BundleError(f"bundle {folder} lists {files[fmt].name}, which is missing")
         if FORMATS[fmt].runs_here():  # a damaged file is refused now, not in the middle of the timing
-            open_model_file(FORMATS[fmt].open, files[fmt], meta, 1)
+            open_model_file(FORMATS[fmt], files[fmt], meta, 1)
     cost = meta.provenance.get("cost", {})
-    return BenchModel(name or meta.variant, meta.arch, meta.variant, meta.input_size, files, str(folder),
-                      cost.get("params"), cost.get("macs"), cost.get("elementwise"), meta)  # fmt: skip
+    return BenchModel(
+        name or meta.variant,
+        meta.arch,
+        meta.variant,
+        meta.input_size,
+        files,
+        str(folder),
+        cost.get("params"),
+        cost.get("macs"),
+        cost.get("elementwise"),
+        meta,
+    )
 
 
 def unique_names(models: list[BenchModel]) -> None:
@@ -202,8 +257,10 @@ def plan_from_args(args: argparse.Namespace) -> LatencyPlan:
     elsewhere = [r for r in runtimes if r not in timeable_runtimes()]
     if elsewhere:
         needs = {by_runtime(r).runs_on for r in elsewhere}
-        raise ValueError(f"runtime(s) {elsewhere} cannot run on this machine (needs {', '.join(map(str, needs))}); "
-                         f"here: {', '.join(timeable_runtimes())}")  # fmt: skip
+        raise ValueError(
+            f"runtime(s) {elsewhere} cannot run on this machine (needs {', '.join(map(str, needs))}); "
+            f"here: {', '.join(timeable_runtimes())}"
+        )
     try:
         threads = [int(t) for t in _split(str(args.threads))]
     except ValueError as exc:
@@ -217,12 +274,14 @@ def plan_from_args(args: argparse.Namespace) -> LatencyPlan:
         parse_variant(variant)  # VariantError (a ValueError) names the bad part and the valid names
     precisions = list(dict.fromkeys(_split(getattr(args, "precisions", None) or "fp32")))
     check_precisions(runtimes, precisions)
-    return LatencyPlan(args.runs, args.warmup, getattr(args, "time_budget", None), tuple(runtimes), tuple(threads),
-                       tuple(precisions))  # fmt: skip
+    return LatencyPlan(
+        args.runs, args.warmup, getattr(args, "time_budget", None), tuple(runtimes), tuple(threads), tuple(precisions)
+    )
 
 
-def prepare_models(args: argparse.Namespace, formats: set[str], workdir: Path, progress: bool,
-                   precisions: tuple[str, ...] = ("fp32",)) -> list[BenchModel]:  # fmt: skip
+def prepare_models(
+    args: argparse.Namespace, formats: set[str], workdir: Path, progress: bool, precisions: tuple[str, ...] = ("fp32",)
+) -> list[BenchModel]:
     from tqdm import tqdm
 
     checkpoints = [Path(p) for p in _split(getattr(args, "checkpoint", None))]
@@ -242,8 +301,9 @@ def prepare_models(args: argparse.Namespace, formats: set[str], workdir: Path, p
         elif kind == "bundle":
             models.append(bundle_model(what, formats))
         else:
-            models += random_variant_at(what[0], what[1], args.input_size, args.num_classes, folder, formats,
-                                        precisions)  # fmt: skip
+            models += random_variant_at(
+                what[0], what[1], args.input_size, args.num_classes, folder, formats, precisions
+            )
         bar.update()
     bar.close()
     unique_names(models)
@@ -254,13 +314,16 @@ def note_to_stderr(message: str) -> None:
     print(f"deepsquare-bench: note: {message}", file=sys.stderr)
 
 
-def run_bench(args: argparse.Namespace, progress: bool = True,
-              note: Callable[[str], None] = note_to_stderr) -> dict[str, Any]:  # fmt: skip
+def run_bench(
+    args: argparse.Namespace, progress: bool = True, note: Callable[[str], None] = note_to_stderr
+) -> dict[str, Any]:
     plan = plan_from_args(args)
     notes = check_precisions(list(plan.runtimes), list(plan.precisions))
     if getattr(args, "bundle", None) and plan.precisions != ("fp32",):
-        notes.append("--precisions applies to --arch and --checkpoint models; a --bundle is timed at the precision "
-                     "it was exported at (its model.json says which)")  # fmt: skip
+        notes.append(
+            "--precisions applies to --arch and --checkpoint models; a --bundle is timed at the precision "
+            "it was exported at (its model.json says which)"
+        )
     for message in notes:
         note(message)
     elsewhere = load_records([Path(p) for p in _split(getattr(args, "add_records", None))])
@@ -269,8 +332,10 @@ def run_bench(args: argparse.Namespace, progress: bool = True,
         models = prepare_models(args, formats, Path(workdir), progress, plan.precisions)
         result = time_models(models, plan, progress)
     for s in result["skipped"]:
-        note(f"{s['arch']} {s['name']} ({s['precision']}) could not run in {s['runtime']} at {s['threads']} "
-             f"thread(s), not timed: {s['reason']}")  # fmt: skip
+        note(
+            f"{s['arch']} {s['name']} ({s['precision']}) could not run in {s['runtime']} at {s['threads']} "
+            f"thread(s), not timed: {s['reason']}"
+        )
     result["records_elsewhere"] = elsewhere
     return result
 
@@ -286,20 +351,32 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument("--num-classes", type=int, default=1000, help="for --arch models (default 1000)")
     what.add_argument("--checkpoint", help="comma-separated checkpoints from deepsquare-train, deployed and exported")
     what.add_argument("--bundle", help="comma-separated folders written by deepsquare-export, timed as they are")
-    what.add_argument("--add-records", metavar="JSON",
-                      help="comma-separated record files measured elsewhere (deepsquare-profile --json), "
-                           "shown in their own table")  # fmt: skip
+    what.add_argument(
+        "--add-records",
+        metavar="JSON",
+        help="comma-separated record files measured elsewhere (deepsquare-profile --json), shown in their own table",
+    )
     how = parser.add_argument_group("how")
-    how.add_argument("--runtimes", default="onnxruntime,litert",
-                     help=f"comma list of {', '.join(timeable_runtimes())} (default onnxruntime,litert)")  # fmt: skip
+    how.add_argument(
+        "--runtimes",
+        default="onnxruntime,litert",
+        help=f"comma list of {', '.join(timeable_runtimes())} (default onnxruntime,litert)",
+    )
     offered = "; ".join(f"{fmt.runtime}: {', '.join(fmt.precisions)}" for fmt in FORMATS.values() if fmt.runs_here())
-    how.add_argument("--precisions", default="fp32",
-                     help=f"comma list of precisions exported and timed side by side ({offered}; a runtime "
-                          "skips one its format lacks; default fp32)")  # fmt: skip
+    how.add_argument(
+        "--precisions",
+        default="fp32",
+        help=f"comma list of precisions exported and timed side by side ({offered}; a runtime "
+        "skips one its format lacks; default fp32)",
+    )
     how.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
     how.add_argument("--runs", type=int, default=30, help="timed rounds per model (default 30)")
-    how.add_argument("--time-budget", type=float, metavar="SECONDS",
-                     help="instead of --runs: time rounds for this long per (arch, runtime, threads) cell")  # fmt: skip
+    how.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="instead of --runs: time rounds for this long per (arch, runtime, threads) cell",
+    )
     how.add_argument("--warmup", type=int, default=5, help="untimed rounds after each block's new sessions (default 5)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -36,14 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--to", default="all", help=f"{', '.join(FORMATS)}, a comma list, or all (default all)")
     parser.add_argument("--out", type=Path, help="output folder (default: CHECKPOINT_DIR/export)")
     offered = "; ".join(f"{name}: {', '.join(fmt.precisions)}" for name, fmt in FORMATS.items())
-    parser.add_argument("--precision", choices=all_precisions(),
-                        help=f"applied to each format that offers it ({offered}; the first is the format's "
-                             "default, used when this is not given)")  # fmt: skip
+    parser.add_argument(
+        "--precision",
+        choices=all_precisions(),
+        help=f"applied to each format that offers it ({offered}; the first is the format's "
+        "default, used when this is not given)",
+    )
     parser.add_argument("--calib", help="--data spec of int8 calibration images (default: the checkpoint's data)")
     parser.add_argument("--samples", type=int, default=32, help="real images in the parity check (default 32)")
-    parser.add_argument("--jobs", type=int, default=0,
-                        help="formats converted at once, each in its own process (default 0: one per CPU core; "
-                             "1: one after another in this process)")  # fmt: skip
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        help="formats converted at once, each in its own process (default 0: one per CPU core; "
+        "1: one after another in this process)",
+    )
     parser.add_argument("--verbose", action="store_true", help="show the converters' own output")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
@@ -61,8 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     from .pipeline import ExportError, ExportRequest, parse_formats, run_export
 
     try:
-        request = ExportRequest(args.checkpoint, parse_formats(args.to), out, args.precision, args.calib,
-                                args.samples, args.verbose, args.jobs)  # fmt: skip
+        request = ExportRequest(
+            args.checkpoint,
+            parse_formats(args.to),
+            out,
+            args.precision,
+            args.calib,
+            args.samples,
+            args.verbose,
+            args.jobs,
+        )
         ok, report = run_export(request)
     except (ExportError, CheckpointError, ConverterMissing, DeployError, DataError) as exc:
         if args.debug:

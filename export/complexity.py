@@ -20,13 +20,55 @@ from torch.utils._pytree import tree_flatten
 # Counted as MACs by the hooks, not here.
 MATMUL_OPS = frozenset({"convolution", "_convolution", "conv2d", "addmm", "mm", "bmm", "baddbmm", "linear", "matmul"})
 # Data movement and bookkeeping: no arithmetic on the elements.
-MOVEMENT_OPS = frozenset({
-    "view", "_unsafe_view", "reshape", "t", "transpose", "permute", "expand", "slice", "select", "split",
-    "split_with_sizes", "chunk", "unbind", "cat", "stack", "index", "index_select", "gather", "clone", "contiguous",
-    "flatten", "unsqueeze", "squeeze", "detach", "alias", "_to_copy", "copy", "empty", "empty_like", "zeros",
-    "zeros_like", "ones", "ones_like", "full", "lift_fresh", "as_strided", "new_empty", "new_zeros", "arange",
-    "_local_scalar_dense", "sym_size", "sym_stride", "sym_numel", "dim", "is_same_size",
-})  # fmt: skip
+MOVEMENT_OPS = frozenset(
+    {
+        "view",
+        "_unsafe_view",
+        "reshape",
+        "t",
+        "transpose",
+        "permute",
+        "expand",
+        "slice",
+        "select",
+        "split",
+        "split_with_sizes",
+        "chunk",
+        "unbind",
+        "cat",
+        "stack",
+        "index",
+        "index_select",
+        "gather",
+        "clone",
+        "contiguous",
+        "flatten",
+        "unsqueeze",
+        "squeeze",
+        "detach",
+        "alias",
+        "_to_copy",
+        "copy",
+        "empty",
+        "empty_like",
+        "zeros",
+        "zeros_like",
+        "ones",
+        "ones_like",
+        "full",
+        "lift_fresh",
+        "as_strided",
+        "new_empty",
+        "new_zeros",
+        "arange",
+        "_local_scalar_dense",
+        "sym_size",
+        "sym_stride",
+        "sym_numel",
+        "dim",
+        "is_same_size",
+    }
+)
 
 
 @dataclass

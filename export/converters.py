@@ -54,8 +54,15 @@ def need(module: str, extra: str) -> Any:
 
 # --- ONNX -------------------------------------------------------------------------------
 @converter("onnx")
-def export_onnx(model: nn.Module, example: Tensor, folder: Path, meta: BundleMeta, precision: str = "fp32",
-                calibration: Tensor | None = None, **_: Any) -> dict[str, Any]:  # fmt: skip
+def export_onnx(
+    model: nn.Module,
+    example: Tensor,
+    folder: Path,
+    meta: BundleMeta,
+    precision: str = "fp32",
+    calibration: Tensor | None = None,
+    **_: Any,
+) -> dict[str, Any]:
     onnx = need("onnx", "onnx")
     need("onnxscript", "onnx")
     onnxsim = need("onnxsim", "onnx")
@@ -119,9 +126,17 @@ def quantize_onnx_int8(graph: Any, calibration_nchw: Tensor) -> Any:
         onnx.save(graph, str(source))
         convs = [n.name for n in graph.graph.node if n.op_type == "Conv"]
         heads = [n.name for n in graph.graph.node if n.op_type in ("Gemm", "MatMul")]
-        q.quantize_static(str(source), str(target), Images(), quant_format=q.QuantFormat.QDQ, per_channel=True,
-                          activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
-                          calibrate_method=q.CalibrationMethod.MinMax, nodes_to_exclude=convs[:1] + heads)  # fmt: skip
+        q.quantize_static(
+            str(source),
+            str(target),
+            Images(),
+            quant_format=q.QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=q.QuantType.QUInt8,
+            weight_type=q.QuantType.QInt8,
+            calibrate_method=q.CalibrationMethod.MinMax,
+            nodes_to_exclude=convs[:1] + heads,
+        )
         return onnx.load(str(target))
 
 
@@ -164,11 +179,13 @@ def cast_weights_fp16(float_path: Path) -> bytes:
     aeq = need("ai_edge_quantizer", "tflite")
     qtyping = aeq.qtyping
     half = qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT)
-    config = qtyping.OpQuantizationConfig(weight_tensor_config=half, compute_precision=qtyping.ComputePrecision.FLOAT,
-                                          explicit_dequantize=True)  # fmt: skip
+    config = qtyping.OpQuantizationConfig(
+        weight_tensor_config=half, compute_precision=qtyping.ComputePrecision.FLOAT, explicit_dequantize=True
+    )
     quantizer = aeq.quantizer.Quantizer(str(float_path))
-    quantizer.update_quantization_recipe(regex=".*", operation_name="*", algorithm_key="float_casting",
-                                         op_config=config)  # fmt: skip
+    quantizer.update_quantization_recipe(
+        regex=".*", operation_name="*", algorithm_key="float_casting", op_config=config
+    )
     return bytes(quantizer.quantize().quantized_model)
 
 
@@ -206,8 +223,9 @@ class ImageInputHead(nn.Module):
 
 
 @converter("coreml")
-def export_coreml(model: nn.Module, example: Tensor, folder: Path, meta: BundleMeta, precision: str = "fp16",
-                  **_: Any) -> dict[str, Any]:  # fmt: skip
+def export_coreml(
+    model: nn.Module, example: Tensor, folder: Path, meta: BundleMeta, precision: str = "fp16", **_: Any
+) -> dict[str, Any]:
     ct = need("coremltools", "coreml")
     path = folder / FORMATS["coreml"].file
     wrapped = ImageInputHead(model, meta.mean, meta.std).eval()
@@ -239,8 +257,9 @@ def coreml_structure(path: Path, meta: BundleMeta) -> dict[str, Any]:
     spec = ct.utils.load_spec(str(path))
     inputs = {i.name: i for i in spec.description.input}
     image = inputs.get("image")
-    labels = list(spec.neuralNetworkClassifier.stringClassLabels.vector) if spec.HasField(
-        "neuralNetworkClassifier") else []  # fmt: skip
+    labels = (
+        list(spec.neuralNetworkClassifier.stringClassLabels.vector) if spec.HasField("neuralNetworkClassifier") else []
+    )
     ops: list[str] = []
     fp16_tensors = 0
     for function in spec.mlProgram.functions.values():
@@ -298,5 +317,9 @@ def export_executorch(model: nn.Module, example: Tensor, folder: Path, meta: Bun
     ops = sorted({str(node.target) for node in lowered.exported_program().graph.nodes if node.op == "call_function"})
     path.write_bytes(lowered.to_executorch().buffer)
     delegated = sum("executorch_call_delegate" in op for op in ops)
-    return {"file": path.name, "op_types": ops, "xnnpack_delegated": bool(delegated),
-            "metadata": "model.json only (a .pte has no metadata slot)"}  # fmt: skip
+    return {
+        "file": path.name,
+        "op_types": ops,
+        "xnnpack_delegated": bool(delegated),
+        "metadata": "model.json only (a .pte has no metadata slot)",
+    }

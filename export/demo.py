@@ -64,29 +64,56 @@ def log(message: str) -> None:
 def train_and_export(name: str, variant: str, stages: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
     out = args.out / name
     started = time.perf_counter()
-    config = TrainConfig(arch=ARCH, variant=variant, data=args.data, epochs=args.epochs, lr=args.lr,
-                         dropout=args.dropout, dsop_stages=stages, out=str(out), seed=args.seed)  # fmt: skip
+    config = TrainConfig(
+        arch=ARCH,
+        variant=variant,
+        data=args.data,
+        epochs=args.epochs,
+        lr=args.lr,
+        dropout=args.dropout,
+        dsop_stages=stages,
+        out=str(out),
+        seed=args.seed,
+    )
     ckpt = train(config, quiet=True)
     train_s = time.perf_counter() - started
     metrics = Checkpoint.load(ckpt).metrics[-1]
     split, correct = held_out_correct(ckpt, args.seed)
     test_top1 = 100 * sum(correct) / len(correct)
-    log(f"    {name}: val top-1 {metrics['val_top1']:.1f}%, {split} top-1 {test_top1:.1f}% after {args.epochs} epochs "
-        f"({train_s:.0f} s); exporting")  # fmt: skip
+    log(
+        f"    {name}: val top-1 {metrics['val_top1']:.1f}%, {split} top-1 {test_top1:.1f}% after {args.epochs} epochs "
+        f"({train_s:.0f} s); exporting"
+    )
     request = ExportRequest(ckpt, list(FORMATS), out / "export")
     ok, report = run_export(request, log=lambda m: log(f"      {m}"))
     formats = {}
     for fmt, record in report["formats"].items():
         size = size_on_disk(out / "export" / record.get("file", "")) if record.get("file") else 0
         parity = record.get("parity") or {}
-        formats[fmt] = {"passed": record["passed"], "size_kb": round(size / 1024), "reason": record.get("reason", ""),
-                        "max_abs_diff": parity.get("max_abs_diff"), "top1_agreement": parity.get("top1_agreement"),
-                        "note": record.get("note", "")}  # fmt: skip
-    return {"name": name, "variant": variant, "dsop": list(stages), "checkpoint": str(ckpt),
-            "val_top1": metrics["val_top1"], "val_top5": metrics["val_top5"], "held_out_split": split,
-            "held_out_top1": test_top1, "held_out_correct": correct, "train_s": round(train_s, 1),
-            "params_training": report["deploy"]["params_training"], "params_deploy": report["deploy"]["params_deploy"],
-            "export_ok": ok, "formats": formats}  # fmt: skip
+        formats[fmt] = {
+            "passed": record["passed"],
+            "size_kb": round(size / 1024),
+            "reason": record.get("reason", ""),
+            "max_abs_diff": parity.get("max_abs_diff"),
+            "top1_agreement": parity.get("top1_agreement"),
+            "note": record.get("note", ""),
+        }
+    return {
+        "name": name,
+        "variant": variant,
+        "dsop": list(stages),
+        "checkpoint": str(ckpt),
+        "val_top1": metrics["val_top1"],
+        "val_top5": metrics["val_top5"],
+        "held_out_split": split,
+        "held_out_top1": test_top1,
+        "held_out_correct": correct,
+        "train_s": round(train_s, 1),
+        "params_training": report["deploy"]["params_training"],
+        "params_deploy": report["deploy"]["params_deploy"],
+        "export_ok": ok,
+        "formats": formats,
+    }
 
 
 def held_out_correct(ckpt: Path, seed: int) -> tuple[str, list[int]]:
@@ -120,8 +147,10 @@ def benchmark(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
             log(f"    {run['name']}: not timed, its export failed")
     plan = LatencyPlan(runs=args.bench_runs, warmup=5, runtimes=TIMED_RUNTIMES, threads=(1,))
     with tempfile.TemporaryDirectory(prefix="deepsquare-demo-") as tmp:
-        imagenet = [bench.random_variant(ARCH, variant, 224, 1000, Path(tmp) / variant, formats)
-                    for variant in dict.fromkeys(variant for _, variant, _ in RUNS)]  # fmt: skip
+        imagenet = [
+            bench.random_variant(ARCH, variant, 224, 1000, Path(tmp) / variant, formats)
+            for variant in dict.fromkeys(variant for _, variant, _ in RUNS)
+        ]
         return time_models(trained + imagenet, plan, progress=False)
 
 
@@ -166,12 +195,18 @@ def markdown(report: dict[str, Any]) -> str:
             r = timed.get((run["name"], runtime))
             cells.append(f"{r['p50_ms']:.2f} (x{r['ratio']:.2f})" if r else "not timed")
         accuracy = f"{run['val_top1']:.1f}% | {run['held_out_top1']:.1f}% | {vs_gap_cell(run)}"
-        lines.append(f"| {run['name']} | {accuracy} | {run['params_training']:,} -> {run['params_deploy']:,} | "
-                     + " | ".join(cells) + " |")  # fmt: skip
+        lines.append(
+            f"| {run['name']} | {accuracy} | {run['params_training']:,} -> {run['params_deploy']:,} | "
+            + " | ".join(cells)
+            + " |"
+        )
     images = next((r["vs_gap"]["images"] for r in report["runs"] if "vs_gap" in r), 0)
-    held_out = (f"the {images} held-out test images (never used to select anything; `best.ckpt` is chosen on val)"
-                if split == "test" else f"the {images} val images: **this data has no held-out test split**, "
-                "and val is what `best.ckpt` is chosen on")  # fmt: skip
+    held_out = (
+        f"the {images} held-out test images (never used to select anything; `best.ckpt` is chosen on val)"
+        if split == "test"
+        else f"the {images} val images: **this data has no held-out test split**, "
+        "and val is what `best.ckpt` is chosen on"
+    )
     lines += [
         "",
         f"Top-1 of the final model of each run. *vs gap*: paired over {held_out}, per image correct under the "
@@ -187,10 +222,18 @@ def markdown(report: dict[str, Any]) -> str:
         "Core ML latency is not measured here: Core ML predicts on macOS only "
         "(there: `deepsquare-profile ios model.mlpackage`). Phones: `deepsquare-profile android`.",
     ]
-    lines += ["", "## Parameters (1000 classes): plain count, then what each variant adds", "",
-              markdown_table(report["parameters"]), "", "## iSQRT-COV vs eigh (forward+backward, batch 64, d 128)", "",
-              *[f"- {name}: {ms:.1f} ms" for name, ms in report["isqrt_vs_eigh_ms"].items()], "",
-              ""]  # fmt: skip
+    lines += [
+        "",
+        "## Parameters (1000 classes): plain count, then what each variant adds",
+        "",
+        markdown_table(report["parameters"]),
+        "",
+        "## iSQRT-COV vs eigh (forward+backward, batch 64, d 128)",
+        "",
+        *[f"- {name}: {ms:.1f} ms" for name, ms in report["isqrt_vs_eigh_ms"].items()],
+        "",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -202,8 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=0.1, help="peak learning rate (default 0.1: short runs)")
     parser.add_argument("--bench-runs", type=int, default=30, help="timed rounds per model (default 30)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dropout", type=float, default=DROPOUT,
-                        help=f"dropout before the FC, the same for every variant (default {DROPOUT})")  # fmt: skip
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        default=DROPOUT,
+        help=f"dropout before the FC, the same for every variant (default {DROPOUT})",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.dropout < 1:
         print(f"deepsquare-demo: error: --dropout must be in [0, 1), got {args.dropout}", file=sys.stderr)

@@ -38,7 +38,7 @@ from deepsquare.runtime.files import write_text_atomically
 from deepsquare.runtime.formats import FORMATS, Format
 from deepsquare.runtime.probe import crash_reason
 from deepsquare.runtime.quiet import quiet
-from deepsquare.runtime.runners import RuntimeUnavailable
+from deepsquare.runtime.runners import RuntimeUnavailable, open_model
 from deepsquare.train.checkpoint import Checkpoint, CheckpointError
 from deepsquare.train.data import DataError, load_data
 
@@ -109,8 +109,9 @@ def check_request(request: ExportRequest) -> None:
     offered = [n for n in request.formats if request.precision in FORMATS[n].precisions]
     if request.precision is not None and not offered:
         by_format = "; ".join(f"{n}: {', '.join(FORMATS[n].precisions)}" for n in request.formats)
-        raise ExportError(f"precision {request.precision!r} is offered by none of {', '.join(request.formats)} "
-                          f"({by_format})")  # fmt: skip
+        raise ExportError(
+            f"precision {request.precision!r} is offered by none of {', '.join(request.formats)} ({by_format})"
+        )
     if request.samples < 0:
         raise ExportError(f"--samples must be >= 0, got {request.samples}")
     if request.jobs < 0:
@@ -170,9 +171,14 @@ def calibration_batch(spec: str | None, ckpt: Checkpoint, count: int = 64) -> to
 def bundle_meta(ckpt: Checkpoint, request: ExportRequest, cost: dict[str, int]) -> BundleMeta:
     return BundleMeta(
         **ckpt.bundle_meta(),
-        provenance={"checkpoint": str(request.checkpoint), "epoch": ckpt.epoch, "data": ckpt.data,
-                    "trained_with": ckpt.provenance, "cost": cost},
-    )  # fmt: skip
+        provenance={
+            "checkpoint": str(request.checkpoint),
+            "epoch": ckpt.epoch,
+            "data": ckpt.data,
+            "trained_with": ckpt.provenance,
+            "cost": cost,
+        },
+    )
 
 
 def format_entry(fmt: Format, precision: str) -> FormatEntry:
@@ -200,8 +206,17 @@ def emulated_fp16(fmt: Format, deployed: torch.nn.Module, inputs: torch.Tensor, 
     return compare(fmt.name, "float16-rounded", "fp16", got, reference)
 
 
-def verify(fmt: Format, staging: Path, meta: BundleMeta, deployed: torch.nn.Module, inputs: torch.Tensor,
-           reference: np.ndarray, precision: str, info: dict[str, Any], judged: slice) -> FormatOutcome:  # fmt: skip
+def verify(
+    fmt: Format,
+    staging: Path,
+    meta: BundleMeta,
+    deployed: torch.nn.Module,
+    inputs: torch.Tensor,
+    reference: np.ndarray,
+    precision: str,
+    info: dict[str, Any],
+    judged: slice,
+) -> FormatOutcome:
     """Run the staged file in its runtime against the deploy model's outputs."""
     outcome = FormatOutcome(passed=True, info=info)
     problems = list(info.get("structure_problems", []))
@@ -219,10 +234,11 @@ def verify(fmt: Format, staging: Path, meta: BundleMeta, deployed: torch.nn.Modu
     if precision == "int8":  # a quantized file can crash a delegate outright (runtime/probe.py): try it in a child
         crash = crash_reason(fmt.name, staging / fmt.file, asdict(meta), 1, meta.input_size)
         if crash is not None:
-            return FormatOutcome(False, f"{fmt.runtime} could not run the int8 file: {crash}; export it in fp32",
-                                 info=info)  # fmt: skip
+            return FormatOutcome(
+                False, f"{fmt.runtime} could not run the int8 file: {crash}; export it in fp32", info=info
+            )
     try:
-        runner = fmt.open(staging / fmt.file, meta, 0)
+        runner = open_model(fmt, staging / fmt.file, meta, 0)
         got = runner.run(inputs.numpy())
     except RuntimeUnavailable as exc:
         outcome.note = f"numeric parity: not run ({exc})"
@@ -240,14 +256,29 @@ def verify(fmt: Format, staging: Path, meta: BundleMeta, deployed: torch.nn.Modu
     return outcome
 
 
-def convert_and_verify(fmt: Format, deployed: torch.nn.Module, inputs: torch.Tensor, reference: np.ndarray,
-                       staging: Path, meta: BundleMeta, precision: str, calibration: torch.Tensor | None,
-                       has_real: bool, verbose: bool) -> FormatOutcome:  # fmt: skip
+def convert_and_verify(
+    fmt: Format,
+    deployed: torch.nn.Module,
+    inputs: torch.Tensor,
+    reference: np.ndarray,
+    staging: Path,
+    meta: BundleMeta,
+    precision: str,
+    calibration: torch.Tensor | None,
+    has_real: bool,
+    verbose: bool,
+) -> FormatOutcome:
     meta_with_entry = BundleMeta(**{**meta.__dict__, "formats": {fmt.name: format_entry(fmt, precision)}})
     with quiet(verbose) as captured:
         try:
-            info = CONVERTERS[fmt.name](deployed.for_format(fmt.name), inputs[:2], staging, meta_with_entry,
-                                        precision=precision, calibration=calibration)  # fmt: skip
+            info = CONVERTERS[fmt.name](
+                deployed.for_format(fmt.name),
+                inputs[:2],
+                staging,
+                meta_with_entry,
+                precision=precision,
+                calibration=calibration,
+            )
         except ConverterMissing:
             raise
         except Exception as exc:  # a converter failure is this format's failure, not the run's
@@ -280,8 +311,18 @@ class ConvertJob:
 def run_job(job: ConvertJob) -> tuple[FormatOutcome, float]:
     started = time.perf_counter()
     has_real = len(job.inputs) > RANDOM_SAMPLES  # real images follow the fixed random batch
-    outcome = convert_and_verify(FORMATS[job.fmt], job.deployed, job.inputs, job.reference, job.folder, job.meta,
-                                 job.precision, job.calibration, has_real, job.verbose)  # fmt: skip
+    outcome = convert_and_verify(
+        FORMATS[job.fmt],
+        job.deployed,
+        job.inputs,
+        job.reference,
+        job.folder,
+        job.meta,
+        job.precision,
+        job.calibration,
+        has_real,
+        job.verbose,
+    )
     return outcome, time.perf_counter() - started
 
 
@@ -294,8 +335,9 @@ def run_pickled_job(payload: bytes) -> tuple[FormatOutcome, float]:
     return run_job(pickle.loads(payload))
 
 
-def run_jobs(jobs: list[ConvertJob], workers: int,
-             log: Callable[[str], None] = print) -> Iterator[tuple[ConvertJob, FormatOutcome, float]]:  # fmt: skip
+def run_jobs(
+    jobs: list[ConvertJob], workers: int, log: Callable[[str], None] = print
+) -> Iterator[tuple[ConvertJob, FormatOutcome, float]]:
     """Each job with its outcome and seconds, as it finishes: here one after another, or in ``workers`` fresh
     processes (spawned: a forked copy of a process that already ran torch can deadlock in its thread pool). The
     converters are single-threaded for most of their run, so formats overlap well (README, "Export")."""
@@ -331,8 +373,13 @@ def run_jobs(jobs: list[ConvertJob], workers: int,
 
 
 def format_record(outcome: FormatOutcome, precision: str, seconds: float) -> dict[str, Any]:
-    record = {"passed": outcome.passed, "reason": outcome.reason, "convert_s": round(seconds, 2),
-              "precision": precision, **outcome.info}  # fmt: skip
+    record = {
+        "passed": outcome.passed,
+        "reason": outcome.reason,
+        "convert_s": round(seconds, 2),
+        "precision": precision,
+        **outcome.info,
+    }
     if outcome.parity is not None:
         record["parity"] = outcome.parity.as_dict()
     if outcome.note:
@@ -371,12 +418,17 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tu
         f"{deploy_report.params_deploy:,}; logits match (max diff {deploy_report.max_abs_diff:.2g})"
     )
     ops = count_ops(deployed, ckpt.input_size)
-    meta = bundle_meta(ckpt, request, {"params": deploy_report.params_deploy, "macs": ops.macs,
-                                       "elementwise": ops.elementwise})  # fmt: skip
+    meta = bundle_meta(
+        ckpt, request, {"params": deploy_report.params_deploy, "macs": ops.macs, "elementwise": ops.elementwise}
+    )
     with torch.no_grad():
         reference = deployed(inputs).numpy()
-    report: dict[str, Any] = {"checkpoint": str(request.checkpoint), "deploy": deploy_report.as_dict(),
-                              "parity_inputs": inputs_desc, "formats": {}}  # fmt: skip
+    report: dict[str, Any] = {
+        "checkpoint": str(request.checkpoint),
+        "deploy": deploy_report.as_dict(),
+        "parity_inputs": inputs_desc,
+        "formats": {},
+    }
     needs_calibration = any(precision_for(FORMATS[n], request.precision) == "int8" for n in request.formats)
     calibration = calibration_batch(request.calib, ckpt) if needs_calibration else None
     for note in recover(request.out):
@@ -384,9 +436,20 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tu
     staging = new_staging(request.out)
     all_ok = True
     try:
-        jobs = [ConvertJob(name, deployed, inputs, reference, staging / f".{name}", meta,
-                           precision_for(FORMATS[name], request.precision), calibration, request.verbose)
-                for name in request.formats]  # fmt: skip
+        jobs = [
+            ConvertJob(
+                name,
+                deployed,
+                inputs,
+                reference,
+                staging / f".{name}",
+                meta,
+                precision_for(FORMATS[name], request.precision),
+                calibration,
+                request.verbose,
+            )
+            for name in request.formats
+        ]
         for job in jobs:
             job.folder.mkdir()
         workers = request.workers()
@@ -402,8 +465,11 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tu
                 os.replace(job.folder / fmt.file, staging / fmt.file)
                 meta.formats[name] = format_entry(fmt, precision)
                 parity = outcome.parity
-                figures = (f"max abs diff {parity.max_abs_diff:.2g}, top-1 agreement {parity.top1_agreement:.0%}"
-                           if parity else "")  # fmt: skip
+                figures = (
+                    f"max abs diff {parity.max_abs_diff:.2g}, top-1 agreement {parity.top1_agreement:.0%}"
+                    if parity
+                    else ""
+                )
                 detail = f"{outcome.note} ({figures})" if outcome.note and figures else outcome.note or figures
                 log(f"{name}: ok, {precision} ({request.out / fmt.file}; {detail}; {seconds:.1f} s)")
             else:  # the bundle never ships a file that failed: it stays in the format's subfolder, removed below
@@ -423,8 +489,9 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tu
         write_text_atomically(staging / REPORT, json.dumps(report, indent=2, default=str) + "\n")
         publish(staging, request.out)
     except OSError as exc:
-        raise ExportError(f"could not write the bundle ({exc.strerror or exc}); the previous content of "
-                          f"{request.out} is untouched") from exc  # fmt: skip
+        raise ExportError(
+            f"could not write the bundle ({exc.strerror or exc}); the previous content of {request.out} is untouched"
+        ) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return all_ok, report

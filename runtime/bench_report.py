@@ -47,8 +47,11 @@ def shows_precision(result: dict[str, Any]) -> bool:
 
 
 def markdown_table(result: dict[str, Any]) -> str:
-    how = (f"{result['time_budget_s']:g} s of interleaved rounds per cell" if result.get("time_budget_s")
-           else f"{result['runs']} interleaved rounds")  # fmt: skip
+    how = (
+        f"{result['time_budget_s']:g} s of interleaved rounds per cell"
+        if result.get("time_budget_s")
+        else f"{result['runs']} interleaved rounds"
+    )
     precision = shows_precision(result)
     lines = [
         f"Batch 1, {how} ({result['warmup']} warm-up rounds each time sessions are created), {result['machine']}. "
@@ -60,35 +63,58 @@ def markdown_table(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     if precision:
-        lines[0] += (" The ratio is to the baseline at the same precision; vs fp32 is the paired ratio to the same "
-                     "model's fp32 file, timed in the same interleaved rounds.")  # fmt: skip
-        lines[2:] = ["| arch | px | model | runtime | precision | threads | p50 ms | ratio (95% CI) | vs "
-                     "| vs fp32 (95% CI) | params | MACs | elementwise | file KB |",
-                     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines[0] += (
+            " The ratio is to the baseline at the same precision; vs fp32 is the paired ratio to the same "
+            "model's fp32 file, timed in the same interleaved rounds."
+        )
+        lines[2:] = [
+            "| arch | px | model | runtime | precision | threads | p50 ms | ratio (95% CI) | vs "
+            "| vs fp32 (95% CI) | params | MACs | elementwise | file KB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
     for r in result["ratios"]:
         ratio = _interval([r["ratio"], *r["ci95"]])
-        cells = [r["arch"], r["input_size"], r["name"], r["runtime"], r["threads"], f"{r['p50_ms']:.3g}", ratio,
-                 r["baseline"], _count(r["params"]), _count(r["macs"]), _count(r["elementwise"]),
-                 f"{r['size_kb']:,}"]  # fmt: skip
+        cells = [
+            r["arch"],
+            r["input_size"],
+            r["name"],
+            r["runtime"],
+            r["threads"],
+            f"{r['p50_ms']:.3g}",
+            ratio,
+            r["baseline"],
+            _count(r["params"]),
+            _count(r["macs"]),
+            _count(r["elementwise"]),
+            f"{r['size_kb']:,}",
+        ]
         if precision:
             cells[4:4] = [r.get("precision", "fp32")]
             cells[9:9] = [_interval(r.get("vs_fp32"))]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     for s in result.get("skipped", []):
-        lines.append(f"\nNot timed: {s['arch']} {s['name']} ({s['precision']}) in {s['runtime']} at {s['threads']} "
-                     f"thread(s): the runtime refused it ({s['reason']}).")  # fmt: skip
+        lines.append(
+            f"\nNot timed: {s['arch']} {s['name']} ({s['precision']}) in {s['runtime']} at {s['threads']} "
+            f"thread(s): the runtime refused it ({s['reason']})."
+        )
     if result.get("records_elsewhere"):
-        lines += ["", "Measured elsewhere (--add-records: devices, browsers, Core ML):", "",
-                  "| model | variant | runtime | machine | threads | p50 ms | mean ms | min ms | init ms | setting |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "Measured elsewhere (--add-records: devices, browsers, Core ML):",
+            "",
+            "| model | variant | runtime | machine | threads | p50 ms | mean ms | min ms | init ms | setting |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in result["records_elsewhere"]:
             extra = r.get("extra", {})
-            setting = ", ".join(f"{k}={extra[k]}" for k in ("compute_units", "use_gpu", "use_xnnpack", "backend")
-                                if k in extra)  # fmt: skip
+            setting = ", ".join(
+                f"{k}={extra[k]}" for k in ("compute_units", "use_gpu", "use_xnnpack", "backend") if k in extra
+            )
             cells = [_ms(r.get(k)) for k in ("p50_ms", "mean_ms", "min_ms", "init_ms")]
-            lines.append(f"| {r['model']} | {r['variant']} | {r['runtime']} | {r['machine']} | "
-                         f"{r['threads'] if r['threads'] is not None else '-'} | " + " | ".join(cells)
-                         + f" | {setting or '-'} |")  # fmt: skip
+            lines.append(
+                f"| {r['model']} | {r['variant']} | {r['runtime']} | {r['machine']} | "
+                f"{r['threads'] if r['threads'] is not None else '-'} | " + " | ".join(cells) + f" | {setting or '-'} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -96,9 +122,29 @@ def _ms(value: float | None) -> str:
     return f"{value:.2f}" if value is not None and not math.isnan(value) else "-"
 
 
-CSV_FIELDS = ["arch", "input_size", "name", "variant", "runtime", "threads", "runs", "p50_ms", "ratio", "ci95_low",
-              "ci95_high", "baseline", "params", "macs", "elementwise", "size_kb", "source", "precision", "vs_fp32",
-              "vs_fp32_low", "vs_fp32_high"]  # fmt: skip
+CSV_FIELDS = [
+    "arch",
+    "input_size",
+    "name",
+    "variant",
+    "runtime",
+    "threads",
+    "runs",
+    "p50_ms",
+    "ratio",
+    "ci95_low",
+    "ci95_high",
+    "baseline",
+    "params",
+    "macs",
+    "elementwise",
+    "size_kb",
+    "source",
+    "precision",
+    "vs_fp32",
+    "vs_fp32_low",
+    "vs_fp32_high",
+]
 
 
 def write_outputs(result: dict[str, Any], out: Path) -> None:
@@ -141,12 +187,15 @@ def plot(result: dict[str, Any], path: Path) -> bool:
         shown = [n for n in names if n in picked]
         label = " ".join([key[0], key[1], f"{key[2]}t", *([key[3]] if key[3] != "fp32" else [])])
         ratio = [picked[n]["ratio"] for n in shown]
-        err = [[picked[n]["ratio"] - picked[n]["ci95"][0] for n in shown],
-               [picked[n]["ci95"][1] - picked[n]["ratio"] for n in shown]]  # fmt: skip
+        err = [
+            [picked[n]["ratio"] - picked[n]["ci95"][0] for n in shown],
+            [picked[n]["ci95"][1] - picked[n]["ratio"] for n in shown],
+        ]
         left.bar([names.index(n) + k * width for n in shown], ratio, width, yerr=err, capsize=2, label=label)
         with_params = [n for n in shown if picked[n]["params"] is not None]
-        right.scatter([picked[n]["params"] for n in with_params], [picked[n]["p50_ms"] for n in with_params],
-                      label=label)  # fmt: skip
+        right.scatter(
+            [picked[n]["params"] for n in with_params], [picked[n]["p50_ms"] for n in with_params], label=label
+        )
     left.axhline(1.0, color="black", linewidth=0.8)
     left.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(names))], names, rotation=30)
     left.set_ylabel("latency / baseline latency (95% CI)")

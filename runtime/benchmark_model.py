@@ -101,6 +101,11 @@ def parse_benchmark_output(text: str) -> BenchmarkModelResult:
     index = stats.index(steady)
     warmup = stats[index - 1] if index > 0 else None
     return BenchmarkModelResult(
-        steady=steady, warmup=warmup, init_us=timings[0] if timings else None,
-        first_us=timings[1] if timings else None, memory_mb=memory, threads=threads, settings=settings,
-    )  # fmt: skip
+        steady=steady,
+        warmup=warmup,
+        init_us=timings[0] if timings else None,
+        first_us=timings[1] if timings else None,
+        memory_mb=memory,
+        threads=threads,
+        settings=settings,
+    )

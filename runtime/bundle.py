@@ -81,9 +81,11 @@ class BundleMeta:
             raise BundleError(f"'input_size' must be a whole number of pixels in 8..4096, got {size!r}")
         for name in ("mean", "std"):
             values = data[name]
-            if (not isinstance(values, list) or len(values) != 3
-                    or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-                               for v in values)):  # fmt: skip
+            if (
+                not isinstance(values, list)
+                or len(values) != 3
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+            ):
                 raise BundleError(f"{name!r} must be 3 numbers (R, G, B), got {values!r}")
         if any(v <= 0 for v in data["std"]):
             raise BundleError(f"'std' must be positive, got {data['std']!r}")
@@ -121,6 +123,7 @@ def load_bundle(folder: str | Path) -> tuple[Path, BundleMeta]:
     for name, entry in meta.formats.items():
         target = (folder / entry.file).resolve()
         if target.parent != root:
-            raise BundleError(f"{sidecar}: the {name} entry {entry.file!r} points outside the bundle folder; "
-                              "refusing to follow it")  # fmt: skip
+            raise BundleError(
+                f"{sidecar}: the {name} entry {entry.file!r} points outside the bundle folder; refusing to follow it"
+            )
     return folder, meta

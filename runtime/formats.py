@@ -5,7 +5,7 @@ parity gate (what the runner returns), ``model.json`` (file, layout, tensor name
 benchmark (which runtime times which file), ``deepsquare-predict`` (which formats exist).
 The converters, which need torch, are the other half of each row: one function per format
 in ``deepsquare.export.converters``. Adding a format = one row here, one runner class in
-``runners``, one converter function.
+``runners`` (its ``RUNNERS`` entry), one converter function.
 """
 
 from __future__ import annotations
@@ -13,18 +13,7 @@ from __future__ import annotations
 import importlib.util
 import platform
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-from .runners import CoreMLRunner, ExecuTorchRunner, LiteRTRunner, OnnxRunner
-
-if TYPE_CHECKING:
-    from .bundle import BundleMeta
-    from .runners import Runner
-
-OpenRunner = Callable[[Path, "BundleMeta", int], "Runner"]  # (model file, bundle metadata, threads)
 
 
 @dataclass(frozen=True)
@@ -38,8 +27,7 @@ class Format:
     precisions: tuple[str, ...]  # the first is the format's default
     extra: str  # pip install 'deepsquare[EXTRA]' brings converter and runtime
     converter_modules: tuple[str, ...]  # importable for the export to start
-    runtime: str  # the benchmark record's runtime name
-    open: OpenRunner
+    runtime: str  # the benchmark record's runtime name; its runner class is RUNNERS[runtime] in ``runners``
     runs_on: str | None = None  # platform.system() the runtime needs; None: anywhere
     title: str = ""  # for tables: "ONNX" / "ONNX Runtime"
     # Seconds to convert and verify ShuffleNetV2 x1.0 at 224 px on 2 cores, measured: parallel export starts the slowest
@@ -66,31 +54,69 @@ def _importable(module: str) -> bool:
 
 FORMATS: dict[str, Format] = {
     "onnx": Format(
-        "onnx", "model.onnx", "NCHW", "input", "logits", "logits", ("fp32", "int8"), "onnx",
-        ("onnx", "onnxscript", "onnxsim", "onnxruntime"), "onnxruntime",
-        lambda path, meta, threads: OnnxRunner(path, threads), title="ONNX", runtime_title="ORT", convert_weight=5.4,
+        name="onnx",
+        file="model.onnx",
+        layout="NCHW",
+        input_name="input",
+        output_name="logits",
+        outputs="logits",
+        precisions=("fp32", "int8"),
+        extra="onnx",
+        converter_modules=("onnx", "onnxscript", "onnxsim", "onnxruntime"),
+        runtime="onnxruntime",
+        title="ONNX",
+        runtime_title="ORT",
+        convert_weight=5.4,
     ),
     "coreml": Format(
+        name="coreml",
+        file="model.mlpackage",
+        layout="image",
+        input_name="image",
+        output_name="classLabel_probs",
+        outputs="probabilities",
         # fp16 by default: the Neural Engine runs ML Programs in float16 only (and coremltools defaults to it).
-        "coreml", "model.mlpackage", "image", "image", "classLabel_probs", "probabilities", ("fp16", "fp32"), "coreml",
-        ("coremltools",), "coreml",
-        lambda path, meta, threads: CoreMLRunner(path, meta), runs_on="Darwin", title="Core ML",
-        runtime_title="Core ML", convert_weight=8.6,
+        precisions=("fp16", "fp32"),
+        extra="coreml",
+        converter_modules=("coremltools",),
+        runtime="coreml",
+        runs_on="Darwin",
+        title="Core ML",
+        runtime_title="Core ML",
+        convert_weight=8.6,
     ),
     "tflite": Format(
-        "tflite", "model.tflite", "NHWC", "input", "logits", "logits", ("fp32", "fp16", "int8"), "tflite",
-        ("litert_torch", "ai_edge_litert"), "litert",
-        lambda path, meta, threads: LiteRTRunner(path, threads), title="TFLite", runtime_title="LiteRT",
+        name="tflite",
+        file="model.tflite",
+        layout="NHWC",
+        input_name="input",
+        output_name="logits",
+        outputs="logits",
+        precisions=("fp32", "fp16", "int8"),
+        extra="tflite",
+        converter_modules=("litert_torch", "ai_edge_litert"),
+        runtime="litert",
+        title="TFLite",
+        runtime_title="LiteRT",
         convert_weight=10.7,
     ),
     # PyTorch's own on-device runtime; the .pte has no metadata slot, so model.json carries it.
     "executorch": Format(
-        "executorch", "model.pte", "NCHW", "input", "logits", "logits", ("fp32",), "executorch",
-        ("executorch",), "executorch",
-        lambda path, meta, threads: ExecuTorchRunner(path, threads), title="ExecuTorch",
-        runtime_title="ExecuTorch", convert_weight=16.2,
+        name="executorch",
+        file="model.pte",
+        layout="NCHW",
+        input_name="input",
+        output_name="logits",
+        outputs="logits",
+        precisions=("fp32",),
+        extra="executorch",
+        converter_modules=("executorch",),
+        runtime="executorch",
+        title="ExecuTorch",
+        runtime_title="ExecuTorch",
+        convert_weight=16.2,
     ),
-}  # fmt: skip
+}
 
 
 def by_runtime(runtime: str) -> Format:

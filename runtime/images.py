@@ -62,8 +62,10 @@ def load_rgb(path: str | Path):
             with Image.open(path) as img:
                 width, height = img.size
                 if width * height > MAX_PIXELS:
-                    raise ImageError(f"image {path} is {width}x{height} = {width * height:,} pixels, over the limit "
-                                     f"of {MAX_PIXELS:,}; downscale it first")  # fmt: skip
+                    raise ImageError(
+                        f"image {path} is {width}x{height} = {width * height:,} pixels, over the limit "
+                        f"of {MAX_PIXELS:,}; downscale it first"
+                    )
                 img.load()
                 return _to_rgb(ImageOps.exif_transpose(img))
     except ImageError:

@@ -24,6 +24,7 @@ from .formats import FORMATS, by_runtime
 from .probe import crash_reason
 from .quiet import quiet
 from .records import BenchRecord, record_from_times, this_machine
+from .runners import open_model
 from .timing import Opener, TimingPlan, progress_total, ratio_interval, time_interleaved
 
 BAR_FORMAT = "{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}]{postfix}"
@@ -79,12 +80,16 @@ def check_precisions(runtimes: list[str], precisions: list[str]) -> list[str]:
             raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(known)}")
         lacking = [r for r, p in offered.items() if precision not in p]
         if len(lacking) == len(offered):
-            raise ValueError(f"precision {precision!r} is offered by none of the timed runtimes ({table}); "
-                             "choose other --precisions or --runtimes")  # fmt: skip
+            raise ValueError(
+                f"precision {precision!r} is offered by none of the timed runtimes ({table}); "
+                "choose other --precisions or --runtimes"
+            )
         if lacking:
             verb = "does" if len(lacking) == 1 else "do"
-            notes.append(f"{', '.join(lacking)} {verb} not offer {precision} ({table}): {precision} is timed in "
-                         f"{', '.join(r for r in offered if r not in lacking)} only")  # fmt: skip
+            notes.append(
+                f"{', '.join(lacking)} {verb} not offer {precision} ({table}): {precision} is timed in "
+                f"{', '.join(r for r in offered if r not in lacking)} only"
+            )
     return notes
 
 
@@ -106,8 +111,14 @@ def fp32_index(group: list[BenchModel], precisions: list[str], i: int) -> int | 
     """The same model's fp32 file in the group, for a file at another precision."""
     if precisions[i] == "fp32":
         return None
-    return next((j for j, m in enumerate(group) if precisions[j] == "fp32" and (m.arch, m.name, m.source) ==
-                 (group[i].arch, group[i].name, group[i].source)), None)  # fmt: skip
+    return next(
+        (
+            j
+            for j, m in enumerate(group)
+            if precisions[j] == "fp32" and (m.arch, m.name, m.source) == (group[i].arch, group[i].name, group[i].source)
+        ),
+        None,
+    )
 
 
 def runner_opener(model: BenchModel, runtime: str, threads: int, x: np.ndarray) -> Opener:
@@ -115,7 +126,7 @@ def runner_opener(model: BenchModel, runtime: str, threads: int, x: np.ndarray) 
 
     def open_session():
         with quiet():  # session creation prints delegate and CPU notes from C++
-            runner = fmt.open(model.files[fmt.name], model.meta, threads)
+            runner = open_model(fmt, model.files[fmt.name], model.meta, threads)
         return (lambda: runner.run(x)), runner.init_s
 
     return open_session
@@ -126,8 +137,9 @@ def runner_opener(model: BenchModel, runtime: str, threads: int, x: np.ndarray) 
 PROBE_IN_CHILD = True
 
 
-def openable(group: list[BenchModel], runtime: str, threads: int, x: np.ndarray
-             ) -> tuple[list[BenchModel], list[dict[str, Any]]]:  # fmt: skip
+def openable(
+    group: list[BenchModel], runtime: str, threads: int, x: np.ndarray
+) -> tuple[list[BenchModel], list[dict[str, Any]]]:
     """The models whose file the runtime opens and runs once, in a child process, and a reason for each one it
     refuses or crashes on (runtime/probe.py): one such file is skipped, not the whole table."""
     fmt = by_runtime(runtime).name
@@ -146,8 +158,16 @@ def openable(group: list[BenchModel], runtime: str, threads: int, x: np.ndarray
         if reason is None:
             kept.append(model)
         else:
-            skipped.append({"arch": model.arch, "name": model.name, "runtime": runtime, "threads": threads,
-                            "precision": model.precision_of(fmt), "reason": reason})  # fmt: skip
+            skipped.append(
+                {
+                    "arch": model.arch,
+                    "name": model.name,
+                    "runtime": runtime,
+                    "threads": threads,
+                    "precision": model.precision_of(fmt),
+                    "reason": reason,
+                }
+            )
     return kept, skipped
 
 
@@ -158,12 +178,21 @@ def time_models(models: list[BenchModel], plan: LatencyPlan, progress: bool = Tr
 
     machine = this_machine()
     groups = group_models(models)
-    cells = {(key, runtime): [m for m in group if by_runtime(runtime).name in m.files]  # a precision the format
-             for key, group in groups.items() for runtime in plan.runtimes}  # lacks has no file: skipped  # fmt: skip
+    cells = {
+        (key, runtime): [m for m in group if by_runtime(runtime).name in m.files]  # a precision the format
+        for key, group in groups.items()
+        for runtime in plan.runtimes
+    }  # lacks has no file: skipped
     grid = [(key, runtime, t) for (key, runtime), group in cells.items() if group for t in plan.threads]
     total = sum(progress_total(len(cells[(key, runtime)]), plan) for key, runtime, _ in grid)
-    bar = tqdm(total=total, desc="timing", unit="s" if plan.time_budget_s else "round", disable=not progress,
-               file=sys.stderr, bar_format=BAR_FORMAT)  # fmt: skip
+    bar = tqdm(
+        total=total,
+        desc="timing",
+        unit="s" if plan.time_budget_s else "round",
+        disable=not progress,
+        file=sys.stderr,
+        bar_format=BAR_FORMAT,
+    )
     records: list[BenchRecord] = []
     ratios: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -179,30 +208,82 @@ def time_models(models: list[BenchModel], plan: LatencyPlan, progress: bool = Tr
         precisions = [m.precision_of(fmt) for m in group]
         for i, m in enumerate(group):
             size_kb = m.size_kb(fmt)
-            extra = {"batch": 1, "input_size": size, "format": fmt, "precision": precisions[i], "size_kb": size_kb,
-                     "params": m.params, "macs": m.macs, "elementwise": m.elementwise, "source": m.source,
-                     "name": m.name, "order": "interleaved, rotating every round, sessions re-created per block",
-                     **RUNTIME_SETTINGS.get(runtime, {}), **m.extra}  # fmt: skip
-            record = record_from_times(timing.times_ms[i], model=arch, variant=m.variant, runtime=runtime, threads=t,
-                                       warmup=plan.warmup, init_ms=timing.init_ms[i], machine=machine,
-                                       extra=extra)  # fmt: skip
+            extra = {
+                "batch": 1,
+                "input_size": size,
+                "format": fmt,
+                "precision": precisions[i],
+                "size_kb": size_kb,
+                "params": m.params,
+                "macs": m.macs,
+                "elementwise": m.elementwise,
+                "source": m.source,
+                "name": m.name,
+                "order": "interleaved, rotating every round, sessions re-created per block",
+                **RUNTIME_SETTINGS.get(runtime, {}),
+                **m.extra,
+            }
+            record = record_from_times(
+                timing.times_ms[i],
+                model=arch,
+                variant=m.variant,
+                runtime=runtime,
+                threads=t,
+                warmup=plan.warmup,
+                init_ms=timing.init_ms[i],
+                machine=machine,
+                extra=extra,
+            )
             records.append(record)
             base = baseline_index(group, precisions, precisions[i])
             ratio, low, high = ratio_interval(timing.times_ms[i], timing.times_ms[base])
             fp32 = fp32_index(group, precisions, i)
             vs_fp32 = list(ratio_interval(timing.times_ms[i], timing.times_ms[fp32])) if fp32 is not None else None
-            ratios.append({"arch": arch, "input_size": size, "name": m.name, "variant": m.variant,
-                           "runtime": runtime, "threads": t, "runs": timing.rounds, "p50_ms": record.p50_ms,
-                           "ratio": ratio, "ci95": [low, high], "baseline": group[base].name, "params": m.params,
-                           "macs": m.macs, "elementwise": m.elementwise, "size_kb": size_kb,
-                           "source": m.source, "precision": precisions[i], "vs_fp32": vs_fp32})  # fmt: skip
+            ratios.append(
+                {
+                    "arch": arch,
+                    "input_size": size,
+                    "name": m.name,
+                    "variant": m.variant,
+                    "runtime": runtime,
+                    "threads": t,
+                    "runs": timing.rounds,
+                    "p50_ms": record.p50_ms,
+                    "ratio": ratio,
+                    "ci95": [low, high],
+                    "baseline": group[base].name,
+                    "params": m.params,
+                    "macs": m.macs,
+                    "elementwise": m.elementwise,
+                    "size_kb": size_kb,
+                    "source": m.source,
+                    "precision": precisions[i],
+                    "vs_fp32": vs_fp32,
+                }
+            )
     bar.close()
     budget = plan.time_budget_s
-    return {"machine": machine, "runs": plan.runs if not budget else None, "time_budget_s": budget,
-            "warmup": plan.warmup, "precisions": list(plan.precisions), "records": [r.to_dict() for r in records],
-            "ratios": ratios, "skipped": skipped,
-            "models": [{"name": m.name, "arch": m.arch, "variant": m.variant, "input_size": m.input_size,
-                        "precision": m.precision, "source": m.source} for m in models]}  # fmt: skip
+    return {
+        "machine": machine,
+        "runs": plan.runs if not budget else None,
+        "time_budget_s": budget,
+        "warmup": plan.warmup,
+        "precisions": list(plan.precisions),
+        "records": [r.to_dict() for r in records],
+        "ratios": ratios,
+        "skipped": skipped,
+        "models": [
+            {
+                "name": m.name,
+                "arch": m.arch,
+                "variant": m.variant,
+                "input_size": m.input_size,
+                "precision": m.precision,
+                "source": m.source,
+            }
+            for m in models
+        ],
+    }
 
 
 def timeable_runtimes() -> list[str]:

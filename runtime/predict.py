@@ -25,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"which exported model to run (default: the first of {', '.join(FORMATS)} that runs here)",
     )
     parser.add_argument("--top", type=int, default=5, help="labels to print per image (default 5)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help=f"runtime threads, 1..{MAX_THREADS} (default 0: the runtime's choice)")  # fmt: skip
+    parser.add_argument(
+        "--threads", type=int, default=0, help=f"runtime threads, 1..{MAX_THREADS} (default 0: the runtime's choice)"
+    )
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error(f"--top must be >= 1, got {args.top}")

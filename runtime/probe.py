@@ -18,20 +18,21 @@ import json, sys
 import numpy as np
 from deepsquare.runtime.bundle import BundleMeta
 from deepsquare.runtime.formats import FORMATS
+from deepsquare.runtime.runners import open_model
 fmt_name, path, meta, threads, size = json.loads(sys.argv[1])
 fmt = FORMATS[fmt_name]
-runner = fmt.open(path, BundleMeta.from_dict(meta) if meta else None, threads)
+runner = open_model(fmt, path, BundleMeta.from_dict(meta) if meta else None, threads)
 runner.run(np.zeros((1, 3, size, size), np.float32))
 """
 
 
-def crash_reason(fmt: str, path: Path, meta: dict | None, threads: int, input_size: int,
-                 timeout_s: float = 300.0) -> str | None:  # fmt: skip
+def crash_reason(
+    fmt: str, path: Path, meta: dict | None, threads: int, input_size: int, timeout_s: float = 300.0
+) -> str | None:
     """None when the file opens and runs once in a child process; else why not, in one line."""
     payload = json.dumps([fmt, str(path), meta, threads, input_size])
     try:
-        done = subprocess.run([sys.executable, "-c", CHILD, payload], capture_output=True, text=True,
-                              timeout=timeout_s)  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", CHILD, payload], capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         return f"it did not finish one run in {timeout_s:g} s"
     if done.returncode == 0:

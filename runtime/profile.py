@@ -47,8 +47,9 @@ def attached_devices() -> list[str]:
     return [line.split()[0] for line in lines if line.strip().endswith("device")]
 
 
-def profile_android(model: Path, binary: Path, threads: int, use_gpu: bool, use_xnnpack: bool,
-                    serial: str | None, runs: int) -> BenchRecord:  # fmt: skip
+def profile_android(
+    model: Path, binary: Path, threads: int, use_gpu: bool, use_xnnpack: bool, serial: str | None, runs: int
+) -> BenchRecord:
     devices = attached_devices()
     if not devices:
         raise ProfileError("no Android device attached (adb devices lists none); connect one with USB debugging on")
@@ -63,12 +64,20 @@ def profile_android(model: Path, binary: Path, threads: int, use_gpu: bool, use_
     adb("push", str(model), f"{DEVICE_DIR}/{model.name}", serial=serial)
     adb("push", str(binary), f"{DEVICE_DIR}/benchmark_model", serial=serial)
     adb("shell", "chmod", "+x", f"{DEVICE_DIR}/benchmark_model", serial=serial)
-    output = adb("shell", f"{DEVICE_DIR}/benchmark_model", f"--graph={DEVICE_DIR}/{model.name}",
-                 f"--num_threads={threads}", f"--use_gpu={str(use_gpu).lower()}",
-                 f"--use_xnnpack={str(use_xnnpack).lower()}", f"--num_runs={runs}", serial=serial)  # fmt: skip
+    output = adb(
+        "shell",
+        f"{DEVICE_DIR}/benchmark_model",
+        f"--graph={DEVICE_DIR}/{model.name}",
+        f"--num_threads={threads}",
+        f"--use_gpu={str(use_gpu).lower()}",
+        f"--use_xnnpack={str(use_xnnpack).lower()}",
+        f"--num_runs={runs}",
+        serial=serial,
+    )
     model_name = adb("shell", "getprop", "ro.product.model", serial=serial).strip()
-    record = parse_benchmark_output(output).record(model=model.name, variant=_variant_of(model),
-                                                   machine=f"{model_name} ({serial})")  # fmt: skip
+    record = parse_benchmark_output(output).record(
+        model=model.name, variant=_variant_of(model), machine=f"{model_name} ({serial})"
+    )
     record.threads = threads
     record.extra.update({"use_gpu": use_gpu, "use_xnnpack": use_xnnpack})
     return record
@@ -111,9 +120,20 @@ def profile_coreml(package: Path, compute_units: list[str], runs: int, warmup: i
     timing = time_interleaved([opener(u) for u in compute_units], TimingPlan(runs=runs, warmup=warmup))
     times, init_ms = timing.times_ms, timing.init_ms
     machine = f"{platform.node()} (macOS {platform.mac_ver()[0]}, {platform.machine()})"
-    return [record_from_times(t, model=package.name, variant=_variant_of(package), runtime="coreml", threads=None,
-                              warmup=warmup, init_ms=ms, machine=machine, extra={"compute_units": unit})
-            for unit, t, ms in zip(compute_units, times, init_ms, strict=True)]  # fmt: skip
+    return [
+        record_from_times(
+            t,
+            model=package.name,
+            variant=_variant_of(package),
+            runtime="coreml",
+            threads=None,
+            warmup=warmup,
+            init_ms=ms,
+            machine=machine,
+            extra={"compute_units": unit},
+        )
+        for unit, t, ms in zip(compute_units, times, init_ms, strict=True)
+    ]
 
 
 def _variant_of(model: Path) -> str:
@@ -124,8 +144,9 @@ def _variant_of(model: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="deepsquare-profile", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="deepsquare-profile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", type=Path, help="also append the record to this JSON list")
     sub = parser.add_subparsers(dest="target", required=True)
@@ -139,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     android.add_argument("--runs", type=int, default=50)
     ios = sub.add_parser("ios", parents=[common], help="time a .mlpackage through Core ML (macOS)")
     ios.add_argument("model", type=Path)
-    ios.add_argument("--compute-units", default=",".join(COMPUTE_UNITS),
-                     help=f"comma-separated, timed interleaved (default {','.join(COMPUTE_UNITS)})")  # fmt: skip
+    ios.add_argument(
+        "--compute-units",
+        default=",".join(COMPUTE_UNITS),
+        help=f"comma-separated, timed interleaved (default {','.join(COMPUTE_UNITS)})",
+    )
     ios.add_argument("--runs", type=int, default=50)
     parse = sub.add_parser("parse", parents=[common], help="turn a saved benchmark_model output into a record")
     parse.add_argument("output", type=Path)
@@ -151,13 +175,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_arguments(args)
         if args.target == "android":
-            records = [profile_android(args.model, args.benchmark_binary, args.threads, args.gpu, not args.no_xnnpack,
-                                       args.serial, args.runs)]  # fmt: skip
+            records = [
+                profile_android(
+                    args.model,
+                    args.benchmark_binary,
+                    args.threads,
+                    args.gpu,
+                    not args.no_xnnpack,
+                    args.serial,
+                    args.runs,
+                )
+            ]
         elif args.target == "ios":
             records = profile_coreml(args.model, parse_compute_units(args.compute_units), args.runs)
         else:
-            records = [parse_benchmark_output(read_output(args.output)).record(
-                model=args.model, variant=args.variant, machine=args.machine)]  # fmt: skip
+            records = [
+                parse_benchmark_output(read_output(args.output)).record(
+                    model=args.model, variant=args.variant, machine=args.machine
+                )
+            ]
         if args.json:
             append_records(args.json, records)
     except (ProfileError, BenchmarkOutputError, subprocess.TimeoutExpired) as exc:

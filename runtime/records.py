@@ -64,16 +64,35 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def record_from_times(
-    times_ms: list[float], *, model: str, variant: str, runtime: str, threads: int | None, warmup: int,
-    init_ms: float | None, machine: str | None = None, extra: dict[str, Any] | None = None,
-) -> BenchRecord:  # fmt: skip
+    times_ms: list[float],
+    *,
+    model: str,
+    variant: str,
+    runtime: str,
+    threads: int | None,
+    warmup: int,
+    init_ms: float | None,
+    machine: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> BenchRecord:
     ordered = sorted(times_ms)
     return BenchRecord(
-        model=model, variant=variant, runtime=runtime, threads=threads, warmup=warmup, runs=len(ordered),
-        mean_ms=statistics.fmean(ordered), std_ms=statistics.stdev(ordered) if len(ordered) > 1 else 0.0,
-        p50_ms=percentile(ordered, 50), p90_ms=percentile(ordered, 90), min_ms=ordered[0], init_ms=init_ms,
-        machine=machine or this_machine(), max_ms=ordered[-1], extra=dict(extra or {}),
-    )  # fmt: skip
+        model=model,
+        variant=variant,
+        runtime=runtime,
+        threads=threads,
+        warmup=warmup,
+        runs=len(ordered),
+        mean_ms=statistics.fmean(ordered),
+        std_ms=statistics.stdev(ordered) if len(ordered) > 1 else 0.0,
+        p50_ms=percentile(ordered, 50),
+        p90_ms=percentile(ordered, 90),
+        min_ms=ordered[0],
+        init_ms=init_ms,
+        machine=machine or this_machine(),
+        max_ms=ordered[-1],
+        extra=dict(extra or {}),
+    )
 
 
 def dump_records(records: list[BenchRecord]) -> str:

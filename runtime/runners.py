@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from .bundle import BundleError, BundleMeta, load_bundle
+from .formats import FORMATS, Format
 from .quiet import quiet
 
 
@@ -191,10 +193,22 @@ class CoreMLRunner:
         return np.stack(outputs)
 
 
+# The runner class of each format, by its runtime name (the format table's ``runtime``).
+RUNNERS: dict[str, Callable[[Path, BundleMeta | None, int], Runner]] = {
+    "onnxruntime": lambda path, meta, threads: OnnxRunner(path, threads),
+    "coreml": lambda path, meta, threads: CoreMLRunner(path, meta),
+    "litert": lambda path, meta, threads: LiteRTRunner(path, threads),
+    "executorch": lambda path, meta, threads: ExecuTorchRunner(path, threads),
+}
+
+
+def open_model(fmt: Format, path: Path, meta: BundleMeta | None, threads: int) -> Runner:
+    """Open one model file of format ``fmt`` in its runtime (no checks: see ``open_model_file``)."""
+    return RUNNERS[fmt.runtime](path, meta, threads)
+
+
 def open_runner(bundle_dir: str | Path, fmt: str, threads: int = 0) -> tuple[Runner, BundleMeta]:
     """The runner of one format of a bundle, chosen by the format table."""
-    from .formats import FORMATS  # the table names the runner classes above
-
     folder, meta = load_bundle(bundle_dir)
     if fmt not in meta.formats:
         have = ", ".join(meta.formats) or "none"
@@ -204,15 +218,15 @@ def open_runner(bundle_dir: str | Path, fmt: str, threads: int = 0) -> tuple[Run
     path = folder / meta.formats[fmt].file
     if not path.exists():
         raise BundleError(f"bundle {folder} lists {path.name}, which is missing")
-    runner = open_model_file(FORMATS[fmt].open, path, meta, threads)
+    runner = open_model_file(FORMATS[fmt], path, meta, threads)
     return runner, meta
 
 
-def open_model_file(open_fn, path: Path, meta: BundleMeta, threads: int) -> Runner:
+def open_model_file(fmt: Format, path: Path, meta: BundleMeta, threads: int) -> Runner:
     """Open one model file; a damaged file or one that disagrees with model.json is a one-line BundleError."""
     try:
         with quiet():  # runtimes announce their delegates and CPU features from C++
-            runner = open_fn(path, meta, threads)
+            runner = open_model(fmt, path, meta, threads)
     except RuntimeUnavailable:
         raise
     except Exception as exc:  # each runtime has its own exception types for a file it cannot load
@@ -220,8 +234,10 @@ def open_model_file(open_fn, path: Path, meta: BundleMeta, threads: int) -> Runn
         raise BundleError(f"cannot load {path} (damaged or not a {path.suffix} model?): {first[:200]}") from exc
     hw = getattr(runner, "input_hw", None)
     if hw and all(isinstance(v, int) for v in hw) and hw != (meta.input_size, meta.input_size):
-        raise BundleError(f"{path.name} takes {hw[0]}x{hw[1]} images but model.json says {meta.input_size}; "
-                          "the bundle is inconsistent: re-export it")  # fmt: skip
+        raise BundleError(
+            f"{path.name} takes {hw[0]}x{hw[1]} images but model.json says {meta.input_size}; "
+            "the bundle is inconsistent: re-export it"
+        )
     return runner
 
 

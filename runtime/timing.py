@@ -63,8 +63,9 @@ def progress_total(models: int, plan: TimingPlan) -> float:
     return len(block_plan(models, plan)) * plan.warmup + plan.runs
 
 
-def time_interleaved(openers: Sequence[Opener], plan: TimingPlan,
-                     advance: Callable[[float], None] = lambda n: None) -> Timing:  # fmt: skip
+def time_interleaved(
+    openers: Sequence[Opener], plan: TimingPlan, advance: Callable[[float], None] = lambda n: None
+) -> Timing:
     """Time every opener's session, interleaved in rotating order, sessions re-created per block."""
     count = len(openers)
     times: list[list[float]] = [[] for _ in openers]

@@ -49,8 +49,15 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-cache",
 }
-TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json",
-         ".css": "text/css", ".html": "text/html; charset=utf-8", ".map": "application/json"}  # fmt: skip
+TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".wasm": "application/wasm",
+    ".json": "application/json",
+    ".css": "text/css",
+    ".html": "text/html; charset=utf-8",
+    ".map": "application/json",
+}
 
 
 class WebAppError(RuntimeError):
@@ -67,8 +74,10 @@ def check_app_dir(app_dir: Path) -> None:
         raise WebAppError(f"the web app is not at {app_dir}: run from a clone of the repository or pass --app-dir")
     missing = [v for v in VENDORED if not (app_dir / "node_modules" / v).is_dir()]
     if missing:
-        raise WebAppError(f"the page's npm packages are not installed ({app_dir}/node_modules/{missing[0]} "
-                          f"is missing): run bash {app_dir}/setup.sh")  # fmt: skip
+        raise WebAppError(
+            f"the page's npm packages are not installed ({app_dir}/node_modules/{missing[0]} "
+            f"is missing): run bash {app_dir}/setup.sh"
+        )
 
 
 def resolve_inside(root: Path, relative: str) -> Path | None:
@@ -90,8 +99,10 @@ class Site:
     def names(self) -> list[str]:
         """Folder names; where two bundles share one (runs/a/export, runs/b/export), with their parent's."""
         short = [b.resolve().name for b in self.bundles]
-        return [f"{b.resolve().parent.name}/{name}" if short.count(name) > 1 else name
-                for b, name in zip(self.bundles, short, strict=True)]  # fmt: skip
+        return [
+            f"{b.resolve().parent.name}/{name}" if short.count(name) > 1 else name
+            for b, name in zip(self.bundles, short, strict=True)
+        ]
 
     def bundles_json(self) -> bytes:
         rows = [{"name": name, "url": f"bundle/{i}/"} for i, name in enumerate(self.names())]
@@ -136,8 +147,9 @@ def make_handler(site: Site, verbose: bool):
             body = found if isinstance(found, bytes) else found.read_bytes()
             suffix = ".json" if isinstance(found, bytes) else found.suffix
             self.send_response(200)
-            self.send_header("Content-Type", TYPES.get(suffix) or mimetypes.guess_type(f"x{suffix}")[0]
-                             or "application/octet-stream")  # fmt: skip
+            self.send_header(
+                "Content-Type", TYPES.get(suffix) or mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream"
+            )
             self.send_header("Content-Length", str(len(body)))
             for key, value in HEADERS.items():
                 self.send_header(key, value)
@@ -177,17 +189,36 @@ def find_browser(explicit: str | None) -> str | None:
     return next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
 
 
-def drive_page(url: str, out_json: Path, app_dir: Path, browser: str, *, upload: list[Path] = (),
-               bench: dict[str, Any] | None = None, screenshot: Path | None = None, timeout_s: float = 600,
-               progress=None) -> dict[str, Any]:  # fmt: skip
+def drive_page(
+    url: str,
+    out_json: Path,
+    app_dir: Path,
+    browser: str,
+    *,
+    upload: list[Path] = (),
+    bench: dict[str, Any] | None = None,
+    screenshot: Path | None = None,
+    timeout_s: float = 600,
+    progress=None,
+) -> dict[str, Any]:
     """Run apps/web/tools/drive.mjs against ``url``; returns what the page held (window.deepsquare)."""
     node = shutil.which("node")
     if node is None:
         raise WebAppError("driving a headless browser needs Node.js (node) on PATH")
     if not (app_dir / "node_modules" / "playwright-core").is_dir():
         raise WebAppError(f"playwright-core is not installed in {app_dir}/node_modules: run bash {app_dir}/setup.sh")
-    command = [node, str(app_dir / "tools" / "drive.mjs"), "--url", url, "--out", str(out_json),
-               "--browser", browser, "--timeout", str(int(timeout_s))]  # fmt: skip
+    command = [
+        node,
+        str(app_dir / "tools" / "drive.mjs"),
+        "--url",
+        url,
+        "--out",
+        str(out_json),
+        "--browser",
+        browser,
+        "--timeout",
+        str(int(timeout_s)),
+    ]
     if upload:
         command += ["--upload", ",".join(str(p) for p in upload)]
     if bench is not None:
@@ -208,30 +239,52 @@ def drive_page(url: str, out_json: Path, app_dir: Path, browser: str, *, upload:
             raise WebAppError(f"the headless browser did not finish within {timeout_s:.0f} s") from None
     if proc.returncode != 0:
         report = next((i for i, e in enumerate(errors) if e.startswith("drive.mjs:")), None)
-        raise WebAppError("\n".join(errors[report:]) if report is not None
-                          else f"the headless browser exited with code {proc.returncode}")  # fmt: skip
+        raise WebAppError(
+            "\n".join(errors[report:])
+            if report is not None
+            else f"the headless browser exited with code {proc.returncode}"
+        )
     return json.loads(out_json.read_text())
 
 
 def ratio_table(records: list[dict[str, Any]]) -> str:
     """Markdown: each record's p50, its paired ratio to gap (same runtime) and to the other runtime."""
-    lines = ["| model | variant | runtime | backend | threads | p50 ms | ratio to gap (95% CI) | vs other runtime |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| model | variant | runtime | backend | threads | p50 ms | ratio to gap (95% CI) | vs other runtime |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
 
     def fmt(r):
         return f"{r[0]:.3f} ({r[1]:.3f}-{r[2]:.3f})"
 
     for rec in records:
         rounds = rec["extra"].get("round_ms")
-        gap = next((g for g in records if g["runtime"] == rec["runtime"] and g["variant"] == "gap" and g is not rec
-                    and g["model"] == rec["model"] and g["extra"].get("input_size") == rec["extra"].get("input_size")),
-                   None)  # fmt: skip
-        other = next((o for o in records if o["extra"].get("bundle") == rec["extra"].get("bundle")
-                      and o["runtime"] != rec["runtime"]), None)  # fmt: skip
+        gap = next(
+            (
+                g
+                for g in records
+                if g["runtime"] == rec["runtime"]
+                and g["variant"] == "gap"
+                and g is not rec
+                and g["model"] == rec["model"]
+                and g["extra"].get("input_size") == rec["extra"].get("input_size")
+            ),
+            None,
+        )
+        other = next(
+            (
+                o
+                for o in records
+                if o["extra"].get("bundle") == rec["extra"].get("bundle") and o["runtime"] != rec["runtime"]
+            ),
+            None,
+        )
         to_gap = fmt(ratio_interval(rounds, gap["extra"]["round_ms"])) if gap and rounds else "-"
         to_other = f"{fmt(ratio_interval(rounds, other['extra']['round_ms']))} x {other['runtime']}" if other else "-"
-        lines.append(f"| {rec['model']} | {rec['variant']} | {rec['runtime']} | {rec['extra'].get('backend', '-')} | "
-                     f"{rec['threads']} | {rec['p50_ms']:.2f} | {to_gap} | {to_other} |")  # fmt: skip
+        lines.append(
+            f"| {rec['model']} | {rec['variant']} | {rec['runtime']} | {rec['extra'].get('backend', '-')} | "
+            f"{rec['threads']} | {rec['p50_ms']:.2f} | {to_gap} | {to_other} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -247,11 +300,15 @@ def headless_bench(args: argparse.Namespace, site: Site) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="deepsquare-web-") as tmp:
             state = drive_page(
-                f"{server_url(server)}?threads={args.threads}", Path(tmp) / "state.json", site.app_dir, browser,
+                f"{server_url(server)}?threads={args.threads}",
+                Path(tmp) / "state.json",
+                site.app_dir,
+                browser,
                 bench={"runs": args.runs, "warmup": args.warmup, "threads": args.threads, "all": True},
-                screenshot=args.out / "page.png", timeout_s=args.timeout,
+                screenshot=args.out / "page.png",
+                timeout_s=args.timeout,
                 progress=lambda f: bar.update(round(f * 100) - bar.n),
-            )  # fmt: skip
+            )
     finally:
         bar.close()
         server.shutdown()
@@ -280,19 +337,25 @@ def check_bundles(folders: list[Path], strict: bool) -> list[str]:
             problems.append(str(exc))
             continue
         if not set(WEB_RUNTIMES.values()) & set(meta.formats):
-            problems.append(f"{folder} has no ONNX or TFLite model for a browser runtime "
-                            "(export with --to onnx,tflite)")  # fmt: skip
+            problems.append(
+                f"{folder} has no ONNX or TFLite model for a browser runtime (export with --to onnx,tflite)"
+            )
     if strict and problems:
         raise WebAppError(problems[0])
     return problems
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="deepsquare-web", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE",
-                        help="folders written by deepsquare-export (the page opens the first; the benchmark "
-                             "times all)")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="deepsquare-web", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "bundles",
+        nargs="+",
+        type=Path,
+        metavar="BUNDLE",
+        help="folders written by deepsquare-export (the page opens the first; the benchmark times all)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--app-dir", type=Path, help="the web app folder (default: apps/web of this clone)")
@@ -332,8 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     url = server_url(server)
     print(f"serving {', '.join(str(b) for b in args.bundles)} at {url}", flush=True)
     browser = find_browser(None)
-    print(f"open {url} in a browser" + ("" if browser else " (no Chromium found here; any recent browser works)")
-          + "; Ctrl+C stops", flush=True)  # fmt: skip
+    print(
+        f"open {url} in a browser"
+        + ("" if browser else " (no Chromium found here; any recent browser works)")
+        + "; Ctrl+C stops",
+        flush=True,
+    )
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

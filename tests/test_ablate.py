@@ -13,13 +13,30 @@ import pytest
 from deepsquare.train.ablate import markdown, mean_interval, plan, summarize
 from deepsquare.train.stats import paired_difference
 
-TINY = ["--arch", "vanilla_cnn", "--variants", "gap,sp", "--data", "synthetic:64", "--seeds", "2", "--epochs", "1",
-        "--input-size", "16", "--batch-size", "32", "--jobs", "2"]  # fmt: skip
+TINY = [
+    "--arch",
+    "vanilla_cnn",
+    "--variants",
+    "gap,sp",
+    "--data",
+    "synthetic:64",
+    "--seeds",
+    "2",
+    "--epochs",
+    "1",
+    "--input-size",
+    "16",
+    "--batch-size",
+    "32",
+    "--jobs",
+    "2",
+]
 
 
 def ablate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deepsquare.train.ablate", *args], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "deepsquare.train.ablate", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_intervals_by_hand() -> None:
@@ -36,8 +53,11 @@ def test_intervals_by_hand() -> None:
 
 def test_a_data_set_without_a_test_split_is_reported_on_val_and_says_so() -> None:
     args = SimpleNamespace(data="imagefolder:x", epochs=1, seeds=2, dropout=0.0, baseline="gap")
-    results = [{"name": f"a/{v}", "seed": s, "top1": 50.0 + s, "val_top1": 50.0 + s, "split": "val"}
-               for v in ("gap", "sp") for s in (0, 1)]  # fmt: skip
+    results = [
+        {"name": f"a/{v}", "seed": s, "top1": 50.0 + s, "val_top1": 50.0 + s, "split": "val"}
+        for v in ("gap", "sp")
+        for s in (0, 1)
+    ]
     text = markdown(summarize(results, "gap"), args, 1.0, results)
     assert "val split: the data has no held-out test split" in text and "| val top-1 % (95% CI) |" in text
     tested = [{**r, "split": "test"} for r in results]
@@ -74,8 +94,11 @@ def test_a_tiny_sweep_writes_its_tables_and_resumes_without_redoing(tmp_path: Pa
     assert "| vanilla_cnn/sp | 2 |" in table and "held-out test split" in table and "test top-1 % (95% CI)" in table
     # the table reports each run's test top-1 (its last metrics row), with val beside it
     for row in csv.DictReader((tmp_path / "ablation.csv").open()):
-        final = list(csv.DictReader((tmp_path / "runs" / f"{row['name'].replace('/', '_')}" / f"seed{row['seed']}"
-                                     / "metrics.csv").open()))[-1]  # fmt: skip
+        final = list(
+            csv.DictReader(
+                (tmp_path / "runs" / f"{row['name'].replace('/', '_')}" / f"seed{row['seed']}" / "metrics.csv").open()
+            )
+        )[-1]
         assert row["split"] == "test" and float(row["top1"]) == float(final["test_top1"])
         assert float(row["val_top1"]) == float(final["val_top1"])
     done = sorted(tmp_path.glob("runs/*/seed*/result.json"))
@@ -89,8 +112,24 @@ def test_a_tiny_sweep_writes_its_tables_and_resumes_without_redoing(tmp_path: Pa
 
 
 def test_a_varied_flag_is_an_axis_paired_to_the_baseline_and_reaches_the_trainer(tmp_path: Path) -> None:
-    args = ["--arch", "vanilla_cnn", "--variants", "gap,sp", "--data", "synthetic:64", "--seeds", "2", "--epochs", "1",
-            "--input-size", "16", "--batch-size", "32", "--vary", "dropout=0,0.5"]  # fmt: skip
+    args = [
+        "--arch",
+        "vanilla_cnn",
+        "--variants",
+        "gap,sp",
+        "--data",
+        "synthetic:64",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--input-size",
+        "16",
+        "--batch-size",
+        "32",
+        "--vary",
+        "dropout=0,0.5",
+    ]
     result = ablate(*args, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     names = {row["name"] for row in csv.DictReader((tmp_path / "ablation.csv").open())}
@@ -107,12 +146,24 @@ def test_a_varied_flag_is_an_axis_paired_to_the_baseline_and_reaches_the_trainer
     other = ablate(*args[:-2], "--epochs", "2", "--out", str(tmp_path))
     assert other.returncode == 1 and "holds a sweep with another recipe" in other.stderr
     assert "epochs 2 (the sweep has 1)" in other.stderr and "baseline_settings" in other.stderr
-    plan_args = SimpleNamespace(arch="vanilla_cnn", variants="gap,ss", dsop="none", dsop_iterations=[5], seeds=2,
-                                epochs=1, vary={"ss-init": ["1", "0.5"], "dropout": ["0", "0.2"]})  # fmt: skip
+    plan_args = SimpleNamespace(
+        arch="vanilla_cnn",
+        variants="gap,ss",
+        dsop="none",
+        dsop_iterations=[5],
+        seeds=2,
+        epochs=1,
+        vary={"ss-init": ["1", "0.5"], "dropout": ["0", "0.2"]},
+    )
     names = sorted({run.name for run in plan(plan_args)})  # ss-init does not act on gap: gap trains once per dropout
-    assert names == ["vanilla_cnn/gap", "vanilla_cnn/gap [dropout=0.2]", "vanilla_cnn/ss",
-                     "vanilla_cnn/ss [dropout=0.2]", "vanilla_cnn/ss [ss-init=0.5, dropout=0.2]",
-                     "vanilla_cnn/ss [ss-init=0.5]"]  # fmt: skip
+    assert names == [
+        "vanilla_cnn/gap",
+        "vanilla_cnn/gap [dropout=0.2]",
+        "vanilla_cnn/ss",
+        "vanilla_cnn/ss [dropout=0.2]",
+        "vanilla_cnn/ss [ss-init=0.5, dropout=0.2]",
+        "vanilla_cnn/ss [ss-init=0.5]",
+    ]
     saved = json.loads((tmp_path / "sweep.json").read_text())
     assert saved["trainer_defaults"]["ss-lr-scale"] == 0.1  # a later change of a trainer default is a new recipe
     grown = ablate(*[a if a != "gap,sp" else "gap,sp,ss" for a in args], "--out", str(tmp_path))
@@ -120,13 +171,17 @@ def test_a_varied_flag_is_an_axis_paired_to_the_baseline_and_reaches_the_trainer
     assert len((tmp_path / "ablation.csv").read_text().splitlines()) == 1 + 3 * 2 * 2
 
 
-REFUSALS = [(["--seeds", "1"], "--seeds must be >= 2"), (["--variants", "gap,foo"], "unknown variant name 'foo'"),
-            (["--arch", "resnet7"], "unknown arch 'resnet7'"),
-            (["--vary", "dropout=0"], "give two or more different values"),
-            (["--vary", "arch=1,2"], "'arch' cannot vary"), (["--vary", "lr=0.1,x"], "'x' is not a number"),
-            (["--vary", "dropout=0,1.5"], "--dropout must be in [0, 1)"),
-            (["--vary", "dropout=0,0.2", "--dropout", "0.1"], "--dropout and --vary dropout both given"),
-            (["--variants", "sp", "--baseline", "gap"], "is not among --variants")]  # fmt: skip
+REFUSALS = [
+    (["--seeds", "1"], "--seeds must be >= 2"),
+    (["--variants", "gap,foo"], "unknown variant name 'foo'"),
+    (["--arch", "resnet7"], "unknown arch 'resnet7'"),
+    (["--vary", "dropout=0"], "give two or more different values"),
+    (["--vary", "arch=1,2"], "'arch' cannot vary"),
+    (["--vary", "lr=0.1,x"], "'x' is not a number"),
+    (["--vary", "dropout=0,1.5"], "--dropout must be in [0, 1)"),
+    (["--vary", "dropout=0,0.2", "--dropout", "0.1"], "--dropout and --vary dropout both given"),
+    (["--variants", "sp", "--baseline", "gap"], "is not among --variants"),
+]
 
 
 @pytest.mark.parametrize(("args", "message"), REFUSALS)

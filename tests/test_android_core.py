@@ -54,8 +54,11 @@ def exported(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("android")
     ckpt = write_checkpoint(root, "vanilla_cnn", "sp+ss", size=32)
     out = root / "bundle"
-    subprocess.run([str(BIN / "deepsquare-export"), str(ckpt), "--to", "tflite", "--out", str(out)], check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [str(BIN / "deepsquare-export"), str(ckpt), "--to", "tflite", "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
     return out
 
 
@@ -66,10 +69,20 @@ def junit_run(request, tmp_path_factory) -> dict:
     exported = request.getfixturevalue("exported")
     out = tmp_path_factory.mktemp("android-out")
     proc = subprocess.run(
-        ["bash", str(CORE / "run-tests.sh"), "--tflite", str(exported / "model.tflite"),
-         "--record-out", str(out / "records.json"), "--metadata-out", str(out / "metadata.json")],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            "bash",
+            str(CORE / "run-tests.sh"),
+            "--tflite",
+            str(exported / "model.tflite"),
+            "--record-out",
+            str(out / "records.json"),
+            "--metadata-out",
+            str(out / "metadata.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return {"proc": proc, "records": out / "records.json", "metadata": out / "metadata.json"}
 
 
@@ -183,6 +196,10 @@ def test_app_kotlin_typechecks_against_api_stubs(junit_run):
     """The app's Kotlin compiles against stubs of the Android/LiteRT API (tools/api-stubs); not the real SDK."""
     assert junit_run["proc"].returncode == 0, junit_run["proc"].stdout[-4000:]
     classes = CORE / "build" / "kotlinc" / "classes"  # what run-tests.sh just compiled
-    done = subprocess.run([sys.executable, str(ANDROID / "tools" / "typecheck_app.py"), "--core-classes", str(classes)],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(ANDROID / "tools" / "typecheck_app.py"), "--core-classes", str(classes)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]

@@ -45,7 +45,10 @@ def test_elementwise_ops_of_the_vanilla_cnn_by_hand() -> None:
     assert gap.elementwise_by_op == {"relu": relus, "mean": 2048}
     # Square-Pooling squares the 4x4x128 map before the mean: +2048.
     assert count_ops(deployed("vanilla_cnn", "sp", 32), 32).elementwise_by_op == {
-        "relu": relus, "mul": 2048, "mean": 2048}  # fmt: skip
+        "relu": relus,
+        "mul": 2048,
+        "mean": 2048,
+    }
     # Square-Softmin (|s| folded into the FC) is -(z*z) on the 10 logits: +20; no scale multiply is left.
     assert count_ops(deployed("vanilla_cnn", "ss", 32), 32).elementwise == gap.elementwise + 20
     assert gap.macs == 2_581_760
@@ -99,8 +102,19 @@ def use_runner(monkeypatch, runner_class) -> None:
 
 
 def fake_args(**overrides):
-    args = dict(arch="vanilla_cnn", variants="sp,ss", runtimes="onnxruntime", threads="1", input_size=16,
-                num_classes=10, runs=3, warmup=1, time_budget=None, checkpoint=None, bundle=None)  # fmt: skip
+    args = dict(
+        arch="vanilla_cnn",
+        variants="sp,ss",
+        runtimes="onnxruntime",
+        threads="1",
+        input_size=16,
+        num_classes=10,
+        runs=3,
+        warmup=1,
+        time_budget=None,
+        checkpoint=None,
+        bundle=None,
+    )
     return argparse.Namespace(**{**args, **overrides})
 
 
@@ -156,8 +170,11 @@ def test_checkpoints_and_bundles_are_timed_with_their_cost(tmp_path: Path, monke
     meta = json.loads((tmp_path / "sq" / "export" / "model.json").read_text())
     deploy_model = deployed("vanilla_cnn", "sp+ss", 32)
     expected = count_ops(deploy_model, 32)
-    assert meta["provenance"]["cost"] == {"params": sum(p.numel() for p in deploy_model.parameters()),
-                                          "macs": expected.macs, "elementwise": expected.elementwise}  # fmt: skip
+    assert meta["provenance"]["cost"] == {
+        "params": sum(p.numel() for p in deploy_model.parameters()),
+        "macs": expected.macs,
+        "elementwise": expected.elementwise,
+    }
     args = fake_args(arch=None, variants=None, checkpoint=str(gap_ckpt), bundle=str(tmp_path / "sq" / "export"))
     result = bench.run_bench(args, progress=False)
     rows = {r["name"]: r for r in result["ratios"]}
@@ -171,28 +188,64 @@ def test_checkpoints_and_bundles_are_timed_with_their_cost(tmp_path: Path, monke
 def test_a_bundle_without_the_runtimes_format_is_one_line(tmp_path: Path) -> None:
     ckpt = write_checkpoint(tmp_path, "vanilla_cnn", "gap")
     assert run_export(ExportRequest(ckpt, ["onnx"], tmp_path / "export"), log=lambda m: None)[0]
-    result = subprocess.run([sys.executable, "-m", "deepsquare.export.bench", "--bundle", str(tmp_path / "export"),
-                             "--runtimes", "litert", "--quiet", "--out", str(tmp_path / "bench")],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepsquare.export.bench",
+            "--bundle",
+            str(tmp_path / "export"),
+            "--runtimes",
+            "litert",
+            "--quiet",
+            "--out",
+            str(tmp_path / "bench"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"deepsquare-bench: error: bundle {tmp_path / 'export'} has no tflite model (it has: onnx); choose other "
-        "--runtimes"]  # fmt: skip
+        "--runtimes"
+    ]
     assert not (tmp_path / "bench" / "bench.json").exists()
 
 
 def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "deepsquare.export.bench", "--arch", "vanilla_cnn", "--variants", "gap,sp+ss",
-         "--input-size", "16", "--num-classes", "10", "--runs", "3", "--warmup", "1", "--out", str(tmp_path),
-         "--quiet"], capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "deepsquare.export.bench",
+            "--arch",
+            "vanilla_cnn",
+            "--variants",
+            "gap,sp+ss",
+            "--input-size",
+            "16",
+            "--num-classes",
+            "10",
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.csv", "bench.json", "bench.md", "bench.png"]
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads((tmp_path / "bench.json").read_text())
     assert {(r["variant"], r["runtime"]) for r in data["records"]} == {
-        (v, rt) for v in ("gap", "sp+ss") for rt in ("onnxruntime", "litert")}  # fmt: skip
+        (v, rt) for v in ("gap", "sp+ss") for rt in ("onnxruntime", "litert")
+    }
     assert "| vanilla_cnn | 16 | sp+ss | litert | 1 |" in result.stdout
     header = (tmp_path / "bench.csv").read_text().splitlines()[0]
     assert header == ",".join(bench_report.CSV_FIELDS)
@@ -217,8 +270,12 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
     ],
 )
 def test_bad_requests_are_one_line(tmp_path: Path, flags: list[str], message: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "deepsquare.export.bench", *flags, "--quiet", "--out",
-                             str(tmp_path / "bench")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "deepsquare.export.bench", *flags, "--quiet", "--out", str(tmp_path / "bench")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("deepsquare-bench: error:") and message in lines[0], lines
@@ -226,8 +283,12 @@ def test_bad_requests_are_one_line(tmp_path: Path, flags: list[str], message: st
 
 
 def test_unknown_runtime_is_one_line(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "deepsquare.export.bench", "--runtimes", "tensorrt", "--quiet",
-                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "deepsquare.export.bench", "--runtimes", "tensorrt", "--quiet", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1 and "unknown runtime(s) ['tensorrt']" in result.stderr
 
 
@@ -237,7 +298,8 @@ def test_records_measured_elsewhere_join_the_report(tmp_path: Path, monkeypatch)
 
     fixture = Path(__file__).resolve().parent / "fixtures" / "benchmark_model"
     phone = parse_benchmark_output((fixture / "android_logcat_percentiles.txt").read_text()).record(
-        model="model.tflite", variant="sp+sex", machine="Pixel 7 (abc123)")  # fmt: skip
+        model="model.tflite", variant="sp+sex", machine="Pixel 7 (abc123)"
+    )
     phone.threads, phone.extra["use_gpu"] = 4, True
     records = tmp_path / "phone.json"
     records.write_text(dump_records([phone]))
@@ -265,8 +327,9 @@ def test_onnx_runtime_sessions_do_not_spin_between_runs(tmp_path: Path) -> None:
 
 def test_precisions_a_runtime_lacks_are_skipped_with_a_note() -> None:
     notes = latency.check_precisions(["onnxruntime", "executorch"], ["fp32", "int8"])
-    assert notes == ["executorch does not offer int8 (onnxruntime: fp32, int8; executorch: fp32): int8 is timed in "
-                     "onnxruntime only"]  # fmt: skip
+    assert notes == [
+        "executorch does not offer int8 (onnxruntime: fp32, int8; executorch: fp32): int8 is timed in onnxruntime only"
+    ]
     assert latency.check_precisions(["onnxruntime", "litert"], ["fp32", "int8"]) == []
     with pytest.raises(ValueError, match="--precisions needs at least one precision"):
         latency.check_precisions(["onnxruntime"], [])
@@ -295,8 +358,9 @@ def test_each_precision_is_timed_in_the_same_interleaved_group(monkeypatch) -> N
     notes: list[str] = []
     args = fake_args(variants="gap", runtimes="onnxruntime,litert", precisions="fp32,int8", runs=4)
     result = bench.run_bench(args, progress=False, note=notes.append)
-    assert notes == ["litert does not offer int8 (onnxruntime: fp32, int8; litert: fp32): int8 is timed in "
-                     "onnxruntime only"]  # fmt: skip
+    assert notes == [
+        "litert does not offer int8 (onnxruntime: fp32, int8; litert: fp32): int8 is timed in onnxruntime only"
+    ]
     rows = [(r["runtime"], r["precision"]) for r in result["ratios"]]
     assert rows == [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("litert", "fp32")]
     onnx_files = {Path(p) for p in PathRunner.calls if p.endswith(".onnx")}
@@ -339,8 +403,10 @@ def test_a_file_the_runtime_refuses_is_left_out_with_its_reason(monkeypatch, tmp
             "reason": "failed to create XNNPACK runtime Node number 253 failed to prepare.",
         }
     ]
-    assert notes == ["vanilla_cnn sp (fp32) could not run in onnxruntime at 1 thread(s), not timed: failed to "
-                     "create XNNPACK runtime Node number 253 failed to prepare."]  # fmt: skip
+    assert notes == [
+        "vanilla_cnn sp (fp32) could not run in onnxruntime at 1 thread(s), not timed: failed to "
+        "create XNNPACK runtime Node number 253 failed to prepare."
+    ]
     from deepsquare.runtime.bench_report import markdown_table
 
     assert "Not timed: vanilla_cnn sp (fp32) in onnxruntime at 1 thread(s): the runtime refused it" in markdown_table(
@@ -350,10 +416,32 @@ def test_a_file_the_runtime_refuses_is_left_out_with_its_reason(monkeypatch, tmp
 
 def test_tiny_bench_with_int8_end_to_end(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "deepsquare.export.bench", "--arch", "vanilla_cnn", "--variants", "gap",
-         "--input-size", "32", "--num-classes", "10", "--runs", "3", "--warmup", "1", "--precisions", "fp32,int8",
-         "--out", str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "deepsquare.export.bench",
+            "--arch",
+            "vanilla_cnn",
+            "--variants",
+            "gap",
+            "--input-size",
+            "32",
+            "--num-classes",
+            "10",
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--precisions",
+            "fp32,int8",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "bench.json").read_text())
     assert data["precisions"] == ["fp32", "int8"]
@@ -378,18 +466,35 @@ def test_tiny_bench_with_int8_end_to_end(tmp_path: Path) -> None:
     int8_row = next(
         line for line in table.splitlines() if line.startswith("| vanilla_cnn | 32 | gap | litert | int8 |")
     )
-    ratio, low, high = next(r["vs_fp32"] for r in data["ratios"] if (r["name"], r["runtime"], r["precision"]) ==
-                            ("gap", "litert", "int8"))  # fmt: skip
+    ratio, low, high = next(
+        r["vs_fp32"] for r in data["ratios"] if (r["name"], r["runtime"], r["precision"]) == ("gap", "litert", "int8")
+    )
     assert f"| {ratio:.3f} ({low:.3f}-{high:.3f}) |" in int8_row
     header = (tmp_path / "bench.csv").read_text().splitlines()[0]
     assert header.endswith(",precision,vs_fp32,vs_fp32_low,vs_fp32_high")
 
 
 def test_a_fp32_table_keeps_its_columns() -> None:
-    row = {"arch": "resnet18", "input_size": 224, "name": "gap", "variant": "gap", "runtime": "onnxruntime",
-           "threads": 1, "runs": 3, "p50_ms": 40.0, "ratio": 1.0, "ci95": [1.0, 1.0], "baseline": "gap",
-           "params": 1, "macs": 2, "elementwise": 3, "size_kb": 4, "source": "x", "precision": "fp32",
-           "vs_fp32": None}  # fmt: skip
+    row = {
+        "arch": "resnet18",
+        "input_size": 224,
+        "name": "gap",
+        "variant": "gap",
+        "runtime": "onnxruntime",
+        "threads": 1,
+        "runs": 3,
+        "p50_ms": 40.0,
+        "ratio": 1.0,
+        "ci95": [1.0, 1.0],
+        "baseline": "gap",
+        "params": 1,
+        "macs": 2,
+        "elementwise": 3,
+        "size_kb": 4,
+        "source": "x",
+        "precision": "fp32",
+        "vs_fp32": None,
+    }
     result = {"runs": 3, "warmup": 1, "machine": "m", "ratios": [row]}
     table = bench_report.markdown_table(result)
     assert "precision" not in table and "vs fp32" not in table

@@ -44,8 +44,16 @@ def test_not_benchmark_output_is_refused() -> None:
 
 
 def test_record_from_times_statistics() -> None:
-    record = record_from_times([4.0, 1.0, 3.0, 2.0, 5.0], model="resnet18", variant="sp", runtime="onnxruntime",
-                               threads=1, warmup=3, init_ms=12.5, machine="here")  # fmt: skip
+    record = record_from_times(
+        [4.0, 1.0, 3.0, 2.0, 5.0],
+        model="resnet18",
+        variant="sp",
+        runtime="onnxruntime",
+        threads=1,
+        warmup=3,
+        init_ms=12.5,
+        machine="here",
+    )
     assert (record.runs, record.mean_ms, record.min_ms, record.max_ms, record.p50_ms) == (5, 3.0, 1.0, 5.0, 3.0)
     assert record.p90_ms == pytest.approx(4.6) and record.std_ms == pytest.approx(1.5811, rel=1e-4)
     assert percentile([10.0], 90) == 10.0
@@ -57,8 +65,13 @@ def profile(*args: str, env: dict | None = None):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "deepsquare.runtime.profile", *args], capture_output=True, text=True,
-                          timeout=120, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "deepsquare.runtime.profile", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def test_profile_without_adb_says_so(tmp_path: Path) -> None:
@@ -102,8 +115,9 @@ def test_profile_ios_off_macos_says_so(tmp_path: Path) -> None:
 def test_profile_json_accumulates_and_refuses_a_foreign_file(tmp_path: Path) -> None:
     out = tmp_path / "records.json"
     for variant in ("gap", "se"):
-        result = profile("parse", str(FIXTURES / "android_logcat_percentiles.txt"), "--variant", variant, "--json",
-                         str(out))  # fmt: skip
+        result = profile(
+            "parse", str(FIXTURES / "android_logcat_percentiles.txt"), "--variant", variant, "--json", str(out)
+        )
         assert result.returncode == 0, result.stderr
     assert [BenchRecord.from_dict(r).variant for r in json.loads(out.read_text())] == ["gap", "se"]
     foreign = tmp_path / "foreign.json"
@@ -157,7 +171,9 @@ def test_coreml_timing_loop_interleaves_compute_units(tmp_path: Path, monkeypatc
     c, a = "CPU_ONLY", "ALL"
     assert calls == [c, a, c, a, a, c, c, a, c, a]
     assert [(r.extra["compute_units"], r.runs, r.warmup, r.runtime, r.variant) for r in records] == [
-        ("CPU_ONLY", 3, 1, "coreml", "sp+ss"), ("ALL", 3, 1, "coreml", "sp+ss")]  # fmt: skip
+        ("CPU_ONLY", 3, 1, "coreml", "sp+ss"),
+        ("ALL", 3, 1, "coreml", "sp+ss"),
+    ]
     assert all(BenchRecord.from_dict(r.to_dict()) == r for r in records)
 
 
@@ -192,5 +208,7 @@ def test_coreml_runner_returns_the_classifiers_probabilities_in_class_order(tmp_
     probs = runner.run(np.zeros((2, 3, 8, 8), np.float32))
     assert probs.dtype == np.float32 and np.allclose(probs, [[0.1, 0.2, 0.7]] * 2)
     assert runner.model.seen == [(8, 8), (8, 8)]
-    assert runners.top_k(probs[0], classes, 2, probabilities=True) == [("emu", pytest.approx(0.7)),
-                                                                         ("dog", pytest.approx(0.2))]  # fmt: skip
+    assert runners.top_k(probs[0], classes, 2, probabilities=True) == [
+        ("emu", pytest.approx(0.7)),
+        ("dog", pytest.approx(0.2)),
+    ]

@@ -93,8 +93,19 @@ def test_demo_pairs_each_variant_with_gap_over_the_test_images(tmp_path: Path) -
 
     runs = []
     for variant in ("gap", "sp"):
-        ckpt = train(TrainConfig(arch="vanilla_cnn", variant=variant, data="synthetic:64", epochs=1, batch_size=32,
-                                 input_size=16, dropout=0.0, out=str(tmp_path / variant)), quiet=True)  # fmt: skip
+        ckpt = train(
+            TrainConfig(
+                arch="vanilla_cnn",
+                variant=variant,
+                data="synthetic:64",
+                epochs=1,
+                batch_size=32,
+                input_size=16,
+                dropout=0.0,
+                out=str(tmp_path / variant),
+            ),
+            quiet=True,
+        )
         split, correct = held_out_correct(ckpt, seed=0)
         # per-image predictions of the checkpoint reproduce the trainer's own test figure
         assert split == "test" and len(correct) == 500 and set(correct) <= {0, 1}

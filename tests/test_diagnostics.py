@@ -9,8 +9,15 @@ import pytest
 from deepsquare.train.checkpoint import Checkpoint
 from deepsquare.train.trainer import TrainConfig, train
 
-SMALL = {"arch": "shufflenetv2_x0_5", "variant": "sp+ss+sex", "data": "synthetic:128", "batch_size": 32,
-         "input_size": 16, "lr": 0.05, "diagnostics": True}  # fmt: skip
+SMALL = {
+    "arch": "shufflenetv2_x0_5",
+    "variant": "sp+ss+sex",
+    "data": "synthetic:128",
+    "batch_size": 32,
+    "input_size": 16,
+    "lr": 0.05,
+    "diagnostics": True,
+}
 
 
 def rows(out: Path) -> list[dict[str, str]]:

@@ -24,8 +24,9 @@ from deepsquare.train.models import SquareNet
 
 
 def export(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deepsquare.export.cli", *args], capture_output=True, text=True,
-                          timeout=900)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "deepsquare.export.cli", *args], capture_output=True, text=True, timeout=900
+    )
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -98,7 +99,13 @@ def vanilla_bundle(tmp_path_factory) -> tuple[Path, dict]:
 def test_all_formats_written_verified_and_described(vanilla_bundle) -> None:
     out, report = vanilla_bundle
     assert sorted(p.name for p in out.iterdir()) == [
-        "export_report.json", "model.json", "model.mlpackage", "model.onnx", "model.pte", "model.tflite"]  # fmt: skip
+        "export_report.json",
+        "model.json",
+        "model.mlpackage",
+        "model.onnx",
+        "model.pte",
+        "model.tflite",
+    ]
     for fmt in ("onnx", "tflite", "executorch"):
         parity = report["formats"][fmt]["parity"]
         assert parity["passed"] and parity["max_rel_diff"] < 1e-4 and parity["top1_agreement"] == 1.0
@@ -174,13 +181,21 @@ def test_predict_prints_top5_from_the_bundle(vanilla_bundle, tmp_path: Path) -> 
     out, _ = vanilla_bundle
     Image.new("RGB", (40, 30), (120, 30, 200)).save(tmp_path / "x.png")
     for fmt in ("onnx", "tflite"):
-        result = subprocess.run([sys.executable, "-m", "deepsquare.runtime.predict", str(out), str(tmp_path / "x.png"),
-                                 "--format", fmt], capture_output=True, text=True, timeout=120)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "deepsquare.runtime.predict", str(out), str(tmp_path / "x.png"), "--format", fmt],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         assert lines[0].endswith(f"({fmt}):") and len(lines) == 6 and lines[1].strip().split()[1].startswith("grating_")
-    result = subprocess.run([sys.executable, "-m", "deepsquare.runtime.predict", str(tmp_path), "x.png"],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "deepsquare.runtime.predict", str(tmp_path), "x.png"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1 and "model.json is missing" in result.stderr
 
 
@@ -209,7 +224,11 @@ def test_tflite_input_is_nhwc_and_resnet_has_no_transpose(tmp_path: Path, arch: 
     from ai_edge_litert.interpreter import Interpreter
 
     assert list(Interpreter(model_path=str(tmp_path / "out" / "model.tflite")).get_input_details()[0]["shape"]) == [
-        1, 32, 32, 3]  # fmt: skip
+        1,
+        32,
+        32,
+        3,
+    ]
     if arch == "resnet18":
         assert "TRANSPOSE" not in ops
     else:  # known: the NHWC lowering wraps each channel-shuffle gather (16 of them) in transposes
@@ -316,8 +335,9 @@ def test_a_converter_process_that_dies_fails_its_format_only(tmp_path: Path) -> 
     from deepsquare.runtime.bundle import BundleMeta
 
     meta = BundleMeta("vanilla_cnn", "gap", ["a"], 32, [0.5] * 3, [0.2] * 3)
-    job = pipeline.ConvertJob("onnx", DiesWhenUnpickled(), torch.zeros(1, 3, 32, 32), np.zeros((1, 1)), tmp_path,
-                              meta, "fp32", None, False)  # fmt: skip
+    job = pipeline.ConvertJob(
+        "onnx", DiesWhenUnpickled(), torch.zeros(1, 3, 32, 32), np.zeros((1, 1)), tmp_path, meta, "fp32", None, False
+    )
     [(got, outcome, _)] = list(pipeline.run_jobs([job], workers=2, log=print))
     assert got is job and not outcome.passed
     assert (
@@ -326,8 +346,9 @@ def test_a_converter_process_that_dies_fails_its_format_only(tmp_path: Path) -> 
 
 
 def test_a_model_that_cannot_travel_converts_in_process(tmp_path: Path, monkeypatch, capsys) -> None:
-    job = pipeline.ConvertJob("onnx", torch.nn.Identity(), torch.zeros(1), np.zeros(1), tmp_path, None, "fp32",
-                              None, False)  # fmt: skip
+    job = pipeline.ConvertJob(
+        "onnx", torch.nn.Identity(), torch.zeros(1), np.zeros(1), tmp_path, None, "fp32", None, False
+    )
     job.deployed.kept = lambda: None  # a lambda does not pickle
     converted = []
     monkeypatch.setattr(

@@ -30,8 +30,12 @@ def cases():
 def test_every_format_passes_parity(tmp_path: Path, arch: str, variant: str, with_dsop: bool) -> None:
     dsop = {"stages": DSOP[arch], "dim": 8} if with_dsop else None
     ckpt = write_checkpoint(tmp_path, arch, variant, dsop)
-    result = subprocess.run([sys.executable, "-m", "deepsquare.export.cli", str(ckpt), "--to", "all", "--out",
-                             str(tmp_path / "out")], capture_output=True, text=True, timeout=900)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "deepsquare.export.cli", str(ckpt), "--to", "all", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "out" / "export_report.json").read_text())
     assert all(r["passed"] for r in report["formats"].values())
@@ -59,8 +63,9 @@ def test_int8_export_is_a_full_integer_graph(tmp_path: Path) -> None:
     model = build_model("vanilla_cnn", "gap", 10).eval()
     deployed, _ = deploy_transform(model, torch.randn(4, 3, 32, 32))
     meta = BundleMeta("vanilla_cnn", "gap", [str(i) for i in range(10)], 32, [0.5] * 3, [0.25] * 3)
-    info = export_tflite(deployed, torch.randn(2, 3, 32, 32), tmp_path, meta, precision="int8",
-                         calibration=torch.randn(16, 3, 32, 32))  # fmt: skip
+    info = export_tflite(
+        deployed, torch.randn(2, 3, 32, 32), tmp_path, meta, precision="int8", calibration=torch.randn(16, 3, 32, 32)
+    )
     assert info["precision"] == "int8" and meta.formats == {}  # the caller's metadata is left as it was
     interpreter = Interpreter(model_path=str(tmp_path / "model.tflite"))
     detail = interpreter.get_input_details()[0]

@@ -30,8 +30,13 @@ def test_every_format_has_a_converter_and_a_consistent_row() -> None:
 def alt_format(monkeypatch):
     """A test-only format: ONNX again under another file name and runtime name. The two lines below are
     everything a new format needs; the pipeline, model.json, open_runner and the bench take it from there."""
-    row = dataclasses.replace(FORMATS["onnx"], name="alt", file="model.alt.onnx", runtime="onnxruntime-alt",
-                              open=lambda path, meta, threads: OnnxRunner(path, threads))  # fmt: skip
+    row = dataclasses.replace(
+        FORMATS["onnx"],
+        name="alt",
+        file="model.alt.onnx",
+        runtime="onnxruntime-alt",
+        open=lambda path, meta, threads: OnnxRunner(path, threads),
+    )
 
     def export_alt(model, example, folder, meta, **kwargs):
         info = export_onnx(model, example, folder, meta, **kwargs)
@@ -49,13 +54,21 @@ def test_a_new_format_is_one_row_and_one_converter(tmp_path: Path, alt_format) -
     ok, report = run_export(ExportRequest(ckpt, ["alt"], tmp_path / "out"), log=lambda m: None)
     assert ok and report["formats"]["alt"]["parity"]["max_rel_diff"] < 1e-4
     meta = json.loads((tmp_path / "out" / "model.json").read_text())
-    assert meta["formats"] == {"alt": {"file": "model.alt.onnx", "layout": "NCHW", "input_name": "input",
-                                       "output_name": "logits", "precision": "fp32",
-                                       "extra": {"outputs": "logits"}}}  # fmt: skip
+    assert meta["formats"] == {
+        "alt": {
+            "file": "model.alt.onnx",
+            "layout": "NCHW",
+            "input_name": "input",
+            "output_name": "logits",
+            "precision": "fp32",
+            "extra": {"outputs": "logits"},
+        }
+    }
     runner, _ = open_runner(tmp_path / "out", "alt")
     assert runner.run(np.zeros((1, 3, 32, 32), np.float32)).shape == (1, 10)
-    args = argparse.Namespace(runtimes="onnxruntime-alt", threads="1", runs=2, warmup=0, time_budget=None,
-                              arch=None, variants=None)  # fmt: skip
+    args = argparse.Namespace(
+        runtimes="onnxruntime-alt", threads="1", runs=2, warmup=0, time_budget=None, arch=None, variants=None
+    )
     assert bench.plan_from_args(args).runtimes == ("onnxruntime-alt",)
     model = bench.bundle_model(tmp_path / "out", {"alt"})
     assert model.files == {"alt": tmp_path / "out" / "model.alt.onnx"}

@@ -71,5 +71,7 @@ def test_every_model_pickles_to_the_same_function(arch: str, variant: str, with_
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         out, again = model(x), clone(x)
-    assert all(torch.equal(a, b) for a, b in zip(torch.utils._pytree.tree_leaves(out),
-                                                 torch.utils._pytree.tree_leaves(again), strict=True))  # fmt: skip
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(torch.utils._pytree.tree_leaves(out), torch.utils._pytree.tree_leaves(again), strict=True)
+    )

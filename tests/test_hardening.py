@@ -32,15 +32,23 @@ def one_error_line(err: str, prog: str) -> str:
 
 
 # --- 1. data that lies --------------------------------------------------------------------
-def cifar_root(tmp_path: Path, train_images: int = 10, train_labels: int = 10, label_max: int = 9,
-               shape: tuple[int, ...] = (3072,), meta: dict | None = None) -> Path:  # fmt: skip
+def cifar_root(
+    tmp_path: Path,
+    train_images: int = 10,
+    train_labels: int = 10,
+    label_max: int = 9,
+    shape: tuple[int, ...] = (3072,),
+    meta: dict | None = None,
+) -> Path:
     root = tmp_path / "cifar"
     root.mkdir(parents=True)
     rng = np.random.default_rng(0)
 
     def batch(n: int, labels: int) -> dict:
-        return {b"data": rng.integers(0, 255, (n, *shape), dtype=np.uint8),
-                b"labels": [int(v) for v in rng.integers(0, label_max + 1, labels)]}  # fmt: skip
+        return {
+            b"data": rng.integers(0, 255, (n, *shape), dtype=np.uint8),
+            b"labels": [int(v) for v in rng.integers(0, label_max + 1, labels)],
+        }
 
     for i in range(1, 6):
         (root / f"data_batch_{i}").write_bytes(pickle.dumps(batch(train_images, train_labels)))
@@ -149,8 +157,12 @@ def test_oversize_and_undecodable_images_are_one_line(tmp_path: Path, monkeypatc
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("bundle")
-    assert export_cli.main([str(write_checkpoint(tmp, "vanilla_cnn", "gap")), "--to", "onnx,tflite", "--out",
-                            str(tmp / "export")]) == 0  # fmt: skip
+    assert (
+        export_cli.main(
+            [str(write_checkpoint(tmp, "vanilla_cnn", "gap")), "--to", "onnx,tflite", "--out", str(tmp / "export")]
+        )
+        == 0
+    )
     Image.new("RGB", (20, 10), (200, 30, 30)).save(tmp / "photo.png")
     return tmp / "export"
 
@@ -169,17 +181,29 @@ def edit_json(folder: Path, edit) -> None:
 
 
 BUNDLE_DAMAGE = {
-    "truncated onnx": (lambda f: (f / "model.onnx").write_bytes((f / "model.onnx").read_bytes()[:500]), "onnx",
-                       "cannot load"),
-    "truncated tflite": (lambda f: (f / "model.tflite").write_bytes((f / "model.tflite").read_bytes()[:500]),
-                         "tflite", "cannot load"),
+    "truncated onnx": (
+        lambda f: (f / "model.onnx").write_bytes((f / "model.onnx").read_bytes()[:500]),
+        "onnx",
+        "cannot load",
+    ),
+    "truncated tflite": (
+        lambda f: (f / "model.tflite").write_bytes((f / "model.tflite").read_bytes()[:500]),
+        "tflite",
+        "cannot load",
+    ),
     "model.json random bytes": (lambda f: (f / "model.json").write_bytes(os.urandom(64)), "onnx", "is not valid JSON"),
     "classes a number": (lambda f: edit_json(f, lambda m: m.update(classes=3)), "onnx", "'classes' must be"),
-    "input size disagrees": (lambda f: edit_json(f, lambda m: m.update(input_size=64)), "onnx",
-                             "takes 32x32 images but model.json says 64"),
-    "file outside the bundle": (lambda f: edit_json(f, lambda m: m["formats"]["onnx"].update(file="../../x.onnx")),
-                                "onnx", "points outside the bundle folder"),
-}  # fmt: skip
+    "input size disagrees": (
+        lambda f: edit_json(f, lambda m: m.update(input_size=64)),
+        "onnx",
+        "takes 32x32 images but model.json says 64",
+    ),
+    "file outside the bundle": (
+        lambda f: edit_json(f, lambda m: m["formats"]["onnx"].update(file="../../x.onnx")),
+        "onnx",
+        "points outside the bundle folder",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", BUNDLE_DAMAGE)
@@ -191,8 +215,11 @@ def test_damaged_bundles_are_one_line(bundle: Path, tmp_path: Path, case: str, c
     assert message in one_error_line(captured.err, "deepsquare-predict") and captured.out == ""
 
 
-PREDICT_FLAGS = [(["--top", "0"], "--top must be >= 1"), (["--top", "-3"], "--top must be >= 1"),
-                 (["--threads", "100000"], "--threads must be between 0 and")]  # fmt: skip
+PREDICT_FLAGS = [
+    (["--top", "0"], "--top must be >= 1"),
+    (["--top", "-3"], "--top must be >= 1"),
+    (["--threads", "100000"], "--threads must be between 0 and"),
+]
 
 
 @pytest.mark.parametrize(("flags", "message"), PREDICT_FLAGS)
@@ -223,8 +250,20 @@ def test_reexport_replaces_the_whole_bundle_and_keeps_the_users_files(bundle: Pa
 def test_a_failed_format_leaves_no_orphan(bundle: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     out = damaged(bundle, tmp_path, lambda f: None)
     monkeypatch.setitem(export_cli_converters(), "tflite", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
-    assert export_cli.main([str(write_checkpoint(tmp_path / "ck", "vanilla_cnn", "gap")), "--to", "onnx,tflite",
-                            "--out", str(out), "--jobs", "1"]) == 1  # the patch lives in this process  # fmt: skip
+    assert (
+        export_cli.main(
+            [
+                str(write_checkpoint(tmp_path / "ck", "vanilla_cnn", "gap")),
+                "--to",
+                "onnx,tflite",
+                "--out",
+                str(out),
+                "--jobs",
+                "1",
+            ]
+        )
+        == 1
+    )  # the patch lives in this process
     meta = json.loads((out / "model.json").read_text())
     assert list(meta["formats"]) == ["onnx"] and not (out / "model.tflite").exists()
 
@@ -244,8 +283,9 @@ def test_leftovers_of_a_killed_export_are_cleaned_or_restored(bundle: Path, tmp_
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_a_full_disk_is_one_line_and_the_previous_bundle_stays(bundle: Path, tmp_path: Path, monkeypatch,
-                                                               capsys) -> None:  # fmt: skip
+def test_a_full_disk_is_one_line_and_the_previous_bundle_stays(
+    bundle: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     out = damaged(bundle, tmp_path, lambda f: None)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
@@ -253,8 +293,12 @@ def test_a_full_disk_is_one_line_and_the_previous_bundle_stays(bundle: Path, tmp
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr("deepsquare.export.pipeline.publish", full)
-    assert export_cli.main([str(write_checkpoint(tmp_path / "ck", "vanilla_cnn", "sp")), "--to", "onnx", "--out",
-                            str(out)]) == 1  # fmt: skip
+    assert (
+        export_cli.main(
+            [str(write_checkpoint(tmp_path / "ck", "vanilla_cnn", "sp")), "--to", "onnx", "--out", str(out)]
+        )
+        == 1
+    )
     line = one_error_line(capsys.readouterr().err, "deepsquare-export")
     assert "No space left on device" in line and "untouched" in line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -262,8 +306,19 @@ def test_a_full_disk_is_one_line_and_the_previous_bundle_stays(bundle: Path, tmp
 
 
 def test_a_full_disk_while_training_keeps_the_last_checkpoint(tmp_path: Path, monkeypatch, capsys) -> None:
-    args = ["--arch", "vanilla_cnn", "--data", "synthetic:64", "--input-size", "16", "--batch-size", "32",
-            "--quiet", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "--arch",
+        "vanilla_cnn",
+        "--data",
+        "synthetic:64",
+        "--input-size",
+        "16",
+        "--batch-size",
+        "32",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+    ]
     assert train_cli.main([*args, "--epochs", "1"]) == 0
     before = (tmp_path / "last.ckpt").read_bytes()
 
@@ -322,8 +377,12 @@ def test_profile_refuses_binary_logs_and_folder_records(tmp_path: Path, capsys) 
 def test_the_published_bundle_keeps_the_out_folders_permissions(bundle: Path, tmp_path: Path) -> None:
     out = damaged(bundle, tmp_path, lambda f: None)
     out.chmod(0o755)
-    assert export_cli.main([str(write_checkpoint(tmp_path / "ck", "vanilla_cnn", "gap")), "--to", "onnx", "--out",
-                            str(out)]) == 0  # fmt: skip
+    assert (
+        export_cli.main(
+            [str(write_checkpoint(tmp_path / "ck", "vanilla_cnn", "gap")), "--to", "onnx", "--out", str(out)]
+        )
+        == 0
+    )
     assert out.stat().st_mode & 0o777 == 0o755
 
 
@@ -331,8 +390,10 @@ def test_exporting_into_the_current_folder_replaces_files_in_place(bundle: Path,
     out = damaged(bundle, tmp_path, lambda f: (f / "mine.txt").write_text("mine"))
     inode = out.stat().st_ino
     monkeypatch.chdir(out)  # a shell in --out must not be left in a deleted folder
-    assert export_cli.main([str(write_checkpoint(tmp_path / "ck", "vanilla_cnn", "sp")), "--to", "onnx", "--out",
-                            "."]) == 0  # fmt: skip
+    assert (
+        export_cli.main([str(write_checkpoint(tmp_path / "ck", "vanilla_cnn", "sp")), "--to", "onnx", "--out", "."])
+        == 0
+    )
     assert out.stat().st_ino == inode
     assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "mine.txt", "model.json", "model.onnx"]
     assert json.loads((out / "model.json").read_text())["variant"] == "sp"

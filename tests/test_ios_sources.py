@@ -201,9 +201,17 @@ def test_the_example_records_are_what_deepsquare_bench_reads():
     assert row["runtime"] == "coreml-ios" and row["threads"] is None
     assert row["extra"] == {"compute_units": "cpuOnly", "input_size": 64}
     # the numbers the Swift RecordTests compute from [3, 1, 2, 4] are Python's record_from_times
-    want = records.record_from_times([3, 1, 2, 4], model=row["model"], variant=row["variant"], runtime="coreml-ios",
-                                     threads=None, warmup=5, init_ms=41.25, machine=row["machine"],
-                                     extra=row["extra"]).to_dict()  # fmt: skip
+    want = records.record_from_times(
+        [3, 1, 2, 4],
+        model=row["model"],
+        variant=row["variant"],
+        runtime="coreml-ios",
+        threads=None,
+        warmup=5,
+        init_ms=41.25,
+        machine=row["machine"],
+        extra=row["extra"],
+    ).to_dict()
     numbers = [k for k, v in want.items() if isinstance(v, float)]
     assert [row[k] for k in numbers] == pytest.approx([want[k] for k in numbers], abs=1e-12)
     assert {k: v for k, v in row.items() if k not in numbers} == {k: v for k, v in want.items() if k not in numbers}
@@ -346,8 +354,9 @@ def test_swift_tests_find_the_golden_files_in_place():
     relative = re.search(r'relativePath = "([^"]+)"', text).group(1)
     assert ((CORE_TESTS / relative).resolve() / "golden.json").is_file()
     assert (CORE_TESTS / relative).resolve() == GOLDEN.resolve()
-    fixture = re.search(r'appendingPathComponent\("(\.\./\.\./Fixtures/[^"]+)"\)',
-                        (CORE_TESTS / "RecordTests.swift").read_text()).group(1)  # fmt: skip
+    fixture = re.search(
+        r'appendingPathComponent\("(\.\./\.\./Fixtures/[^"]+)"\)', (CORE_TESTS / "RecordTests.swift").read_text()
+    ).group(1)
     assert (CORE_TESTS / fixture).resolve().is_file()
     photos = json.loads((GOLDEN / "golden.json").read_text())["photos"]
     for name in ("GoldenPhoto", "GoldenTop"):
@@ -376,8 +385,14 @@ def test_project_spec():
     except ImportError:  # pragma: no cover - PyYAML is there in the project's venv
         yaml = None
     if yaml is None:
-        for needle in ("targets:", "DeepSquareDemo:", "type: application", "path: DeepSquareCore",
-                       "INFOPLIST_FILE: DeepSquareDemo/Info.plist", "COREML_CODEGEN_LANGUAGE: None"):  # fmt: skip
+        for needle in (
+            "targets:",
+            "DeepSquareDemo:",
+            "type: application",
+            "path: DeepSquareCore",
+            "INFOPLIST_FILE: DeepSquareDemo/Info.plist",
+            "COREML_CODEGEN_LANGUAGE: None",
+        ):
             assert needle in text, needle
         return
     spec = yaml.safe_load(text)
@@ -428,8 +443,9 @@ def test_install_bundle_script(tmp_path: Path):
     env = {**os.environ, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
     def install(bundle: Path) -> subprocess.CompletedProcess:
-        return subprocess.run(["bash", str(app / "install-bundle.sh"), str(bundle)], capture_output=True, text=True,
-                              env=env, timeout=60)  # fmt: skip
+        return subprocess.run(
+            ["bash", str(app / "install-bundle.sh"), str(bundle)], capture_output=True, text=True, env=env, timeout=60
+        )
 
     good = install(_fake_bundle(tmp_path / "good"))
     assert good.returncode == 0, good.stderr

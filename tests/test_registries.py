@@ -42,8 +42,9 @@ def test_blocks_receive_the_attention_factory() -> None:
 
 
 def test_weight_decay_is_an_arch_fact() -> None:
-    assert {a: TrainConfig(arch=a).resolved().weight_decay for a in ("resnet50", "shufflenetv2_x1_0", "vanilla_cnn")} \
-        == {"resnet50": 1e-4, "shufflenetv2_x1_0": 4e-5, "vanilla_cnn": 1e-4}  # fmt: skip
+    assert {
+        a: TrainConfig(arch=a).resolved().weight_decay for a in ("resnet50", "shufflenetv2_x1_0", "vanilla_cnn")
+    } == {"resnet50": 1e-4, "shufflenetv2_x1_0": 4e-5, "vanilla_cnn": 1e-4}
     assert ARCHS["shufflenetv2_x0_5"].stages == ("stage2", "stage3", "stage4")
 
 

@@ -16,8 +16,14 @@ from deepsquare.train.checkpoint import Checkpoint, CheckpointError, save_checkp
 from deepsquare.train.data import load_data
 from deepsquare.train.trainer import TrainConfig, TrainingError, train
 
-TINY = {"arch": "vanilla_cnn", "variant": "sp+ss", "data": "synthetic:256", "batch_size": 32, "input_size": 16,
-        "lr": 0.05}  # fmt: skip
+TINY = {
+    "arch": "vanilla_cnn",
+    "variant": "sp+ss",
+    "data": "synthetic:256",
+    "batch_size": 32,
+    "input_size": 16,
+    "lr": 0.05,
+}
 
 
 def train_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -73,8 +79,15 @@ def test_outputs_metrics_and_checkpoint_contents(tmp_path: Path, monkeypatch) ->
     ]
     rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
-    for column in ("train_loss_main", "train_loss_dsop_layer2", "train_loss_dsop_layer3", "val_top1", "val_top5",
-                   "lr", "images_per_s"):  # fmt: skip
+    for column in (
+        "train_loss_main",
+        "train_loss_dsop_layer2",
+        "train_loss_dsop_layer3",
+        "val_top1",
+        "val_top5",
+        "lr",
+        "images_per_s",
+    ):
         assert all(float(r[column]) >= 0 for r in rows), column
     # the total is alpha*main + 0.2*layer2 + 0.3*layer3 (the default betas for two branches)
     r = rows[0]
@@ -100,15 +113,31 @@ def test_outputs_metrics_and_checkpoint_contents(tmp_path: Path, monkeypatch) ->
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
-    args = ["--arch", "vanilla_cnn", "--variant", "sp", "--data", "synthetic:400", "--batch-size", "16",
-            "--input-size", "16", "--lr", "0.05", "--epochs", "4"]  # fmt: skip
+    args = [
+        "--arch",
+        "vanilla_cnn",
+        "--variant",
+        "sp",
+        "--data",
+        "synthetic:400",
+        "--batch-size",
+        "16",
+        "--input-size",
+        "16",
+        "--lr",
+        "0.05",
+        "--epochs",
+        "4",
+    ]
     full = train_cli(*args, "--out", str(tmp_path / "full"))
     assert full.returncode == 0, full.stderr
     killed_dir = tmp_path / "killed"
     proc = subprocess.Popen(
         [sys.executable, "-m", "deepsquare.train", "--quiet", *args, "--out", str(killed_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 240
     while not (killed_dir / "last.ckpt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -148,8 +177,24 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint_intact(tmp_path: Pa
 
 def test_a_real_divergence_stops_the_cli_with_one_line(tmp_path: Path) -> None:
     # Quartic SP+SS logits with an absurd learning rate and no clipping: inf within a few steps.
-    result = train_cli("--arch", "vanilla_cnn", "--variant", "sp+ss", "--data", "synthetic:256", "--input-size", "16",
-                       "--epochs", "3", "--lr", "1e6", "--clip-grad", "0", "--out", str(tmp_path))  # fmt: skip
+    result = train_cli(
+        "--arch",
+        "vanilla_cnn",
+        "--variant",
+        "sp+ss",
+        "--data",
+        "synthetic:256",
+        "--input-size",
+        "16",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e6",
+        "--clip-grad",
+        "0",
+        "--out",
+        str(tmp_path),
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("deepsquare-train: error: non-finite loss") and "Traceback" not in result.stderr
     assert "no checkpoint had been written yet" in result.stderr or "is intact" in result.stderr
@@ -312,10 +357,27 @@ def test_synthetic_size_option_and_its_errors() -> None:
 
 def test_progress_bar_shows_epoch_loss_and_throughput(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "deepsquare.train", "--arch", "vanilla_cnn", "--data", "synthetic:64",
-         "--input-size", "16", "--batch-size", "16", "--epochs", "1", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "deepsquare.train",
+            "--arch",
+            "vanilla_cnn",
+            "--data",
+            "synthetic:64",
+            "--input-size",
+            "16",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "epoch 1/1" in result.stdout and "loss=" in result.stdout and "img_s=" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "model.ckpt")
@@ -323,10 +385,29 @@ def test_progress_bar_shows_epoch_loss_and_throughput(tmp_path: Path) -> None:
 
 def test_bench_dsop_prints_the_ratio() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "deepsquare.export.bench_dsop", "--arch", "vanilla_cnn", "--variant", "sp",
-         "--stages", "layer3", "--dim", "8", "--batch", "4", "--runs", "2", "--warmup", "0"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "deepsquare.export.bench_dsop",
+            "--arch",
+            "vanilla_cnn",
+            "--variant",
+            "sp",
+            "--stages",
+            "layer3",
+            "--dim",
+            "8",
+            "--batch",
+            "4",
+            "--runs",
+            "2",
+            "--warmup",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[2].split()[0] == "plain" and lines[3].split()[0] == "dsop"
@@ -346,8 +427,14 @@ def test_an_extended_run_is_tested_once_at_its_new_end(tmp_path: Path) -> None:
 
 def test_an_image_folder_without_test_reports_val_only_and_says_so(tmp_path: Path, capsys) -> None:
     make_image_folder(tmp_path / "data", {"cat": 3, "dog": 3})
-    cfg = TrainConfig(arch="vanilla_cnn", data=f"imagefolder:{tmp_path / 'data'}", batch_size=2, input_size=16,
-                      epochs=1, out=str(tmp_path / "run"))  # fmt: skip
+    cfg = TrainConfig(
+        arch="vanilla_cnn",
+        data=f"imagefolder:{tmp_path / 'data'}",
+        batch_size=2,
+        input_size=16,
+        epochs=1,
+        out=str(tmp_path / "run"),
+    )
     ckpt = Checkpoint.load(train(cfg, quiet=True))
     assert "no test split:" in capsys.readouterr().out and ckpt.extra["test"]["split"] is None
     assert "no test/ folder" in ckpt.extra["test"]["note"] and "test_top1" not in ckpt.metrics[-1]

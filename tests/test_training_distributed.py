@@ -13,10 +13,36 @@ from deepsquare.train.trainer import lr_at
 
 def test_two_process_gloo_run_writes_one_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-           "-m", "deepsquare.train", "--quiet", "--arch", "vanilla_cnn", "--variant", "sp+ss",
-           "--dsop", "layer3", "--dsop-dim", "8", "--data", "synthetic:128", "--input-size", "16",
-           "--batch-size", "16", "--epochs", "2", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "deepsquare.train",
+        "--quiet",
+        "--arch",
+        "vanilla_cnn",
+        "--variant",
+        "sp+ss",
+        "--dsop",
+        "layer3",
+        "--dsop-dim",
+        "8",
+        "--data",
+        "synthetic:128",
+        "--input-size",
+        "16",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -144,11 +144,21 @@ def test_server_sends_isolation_headers_and_wasm_type(served):
     assert fetch(f"{served}bundle/0/model.onnx")[2] == b"onnx bytes"
 
 
-@pytest.mark.parametrize("path", [
-    "bundle/0/../secret.txt", "bundle/0/%2e%2e/secret.txt", "bundle/1/model.json", "bundle/x/model.json",
-    "node_modules/playwright-core/package.json", "node_modules/onnxruntime-web/package.json",
-    "src/../../../etc/passwd", "src/%2e%2e/tools/drive.mjs", "tools/drive.mjs", "package.json",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    [
+        "bundle/0/../secret.txt",
+        "bundle/0/%2e%2e/secret.txt",
+        "bundle/1/model.json",
+        "bundle/x/model.json",
+        "node_modules/playwright-core/package.json",
+        "node_modules/onnxruntime-web/package.json",
+        "src/../../../etc/passwd",
+        "src/%2e%2e/tools/drive.mjs",
+        "tools/drive.mjs",
+        "package.json",
+    ],
+)
 def test_server_refuses_what_is_not_the_page_or_the_bundle(served, path):
     assert fetch(served + path)[0] == 404
 
@@ -199,8 +209,14 @@ def test_cli_names_a_busy_port(tmp_path):
 
 def test_ratio_table_pairs_rounds_with_gap_and_the_other_runtime():
     def record(variant, runtime, rounds):
-        return {"model": "m", "variant": variant, "runtime": runtime, "threads": 1, "p50_ms": float(np.median(rounds)),
-                "extra": {"round_ms": rounds, "bundle": variant, "backend": "wasm-simd"}}  # fmt: skip
+        return {
+            "model": "m",
+            "variant": variant,
+            "runtime": runtime,
+            "threads": 1,
+            "p50_ms": float(np.median(rounds)),
+            "extra": {"round_ms": rounds, "bundle": variant, "backend": "wasm-simd"},
+        }
 
     records = [
         record("gap", "onnxruntime-web", [1.0, 2.0, 4.0]),
@@ -224,11 +240,30 @@ def trained_bundle(tmp_path_factory) -> Path:
     """ShuffleNetV2 x0.5 sp+ss+sex trained briefly on the built-in data, exported to ONNX and TFLite."""
     need_browser()
     root = tmp_path_factory.mktemp("web")
-    train = [str(BIN / "deepsquare-train"), "--arch", "shufflenetv2_x0_5", "--variant", "sp+ss+sex",
-             "--data", "synthetic:300", "--epochs", "1", "--input-size", "64", "--out", str(root / "run")]  # fmt: skip
+    train = [
+        str(BIN / "deepsquare-train"),
+        "--arch",
+        "shufflenetv2_x0_5",
+        "--variant",
+        "sp+ss+sex",
+        "--data",
+        "synthetic:300",
+        "--epochs",
+        "1",
+        "--input-size",
+        "64",
+        "--out",
+        str(root / "run"),
+    ]
     subprocess.run(train, check=True, capture_output=True)
-    export = [str(BIN / "deepsquare-export"), str(root / "run" / "model.ckpt"), "--to", "onnx,tflite",
-              "--out", str(root / "bundle")]  # fmt: skip
+    export = [
+        str(BIN / "deepsquare-export"),
+        str(root / "run" / "model.ckpt"),
+        "--to",
+        "onnx,tflite",
+        "--out",
+        str(root / "bundle"),
+    ]
     subprocess.run(export, check=True, capture_output=True)
     return root / "bundle"
 
@@ -236,8 +271,9 @@ def trained_bundle(tmp_path_factory) -> Path:
 def drive(folders: list[Path], tmp_path: Path, **kwargs) -> dict:
     server = web.start_server(web.Site(APP, folders), "127.0.0.1", 0)
     try:
-        return web.drive_page(web.server_url(server), tmp_path / "state.json", APP, need_browser(), timeout_s=240,
-                              **kwargs)  # fmt: skip
+        return web.drive_page(
+            web.server_url(server), tmp_path / "state.json", APP, need_browser(), timeout_s=240, **kwargs
+        )
     finally:
         server.shutdown()
 
@@ -276,9 +312,11 @@ def test_page_says_what_is_wrong_with_a_bundle(trained_bundle, tmp_path):
     lost = tmp_path / "lost-model"
     shutil.copytree(trained_bundle, lost)
     (lost / "model.onnx").unlink()
-    cases = [(empty, "not-a-bundle is not a deepsquare bundle: model.json is missing (run deepsquare-export first)"),
-             (corrupt, "corrupt/model.json is not valid JSON"),
-             (lost, "model.onnx is listed in model.json but missing from the bundle folder")]  # fmt: skip
+    cases = [
+        (empty, "not-a-bundle is not a deepsquare bundle: model.json is missing (run deepsquare-export first)"),
+        (corrupt, "corrupt/model.json is not valid JSON"),
+        (lost, "model.onnx is listed in model.json but missing from the bundle folder"),
+    ]
     for folder, message in cases:
         state = drive([folder], tmp_path)
         assert state["error"] and message in state["error"], (folder.name, state["error"])
@@ -301,8 +339,21 @@ def test_headless_bench_records_join_the_bench_report(trained_bundle, tmp_path):
     meta["variant"] = "gap"
     (gap / "model.json").write_text(json.dumps(meta))
     out = tmp_path / "web"
-    command = [str(BIN / "deepsquare-web"), str(gap), str(trained_bundle), "--headless-bench", "--runs", "6",
-               "--warmup", "1", "--threads", "2", "--out", str(out), "--quiet"]  # fmt: skip
+    command = [
+        str(BIN / "deepsquare-web"),
+        str(gap),
+        str(trained_bundle),
+        "--headless-bench",
+        "--runs",
+        "6",
+        "--warmup",
+        "1",
+        "--threads",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     records = json.loads((out / "browser-records.json").read_text())
@@ -316,9 +367,22 @@ def test_headless_bench_records_join_the_bench_report(trained_bundle, tmp_path):
     threads = min(2, os.cpu_count() or 1)  # ONNX Runtime Web's pool; LiteRT.js runs its single-threaded build
     assert {(r["runtime"], r["threads"]) for r in records} == {("onnxruntime-web", threads), ("litert.js", 1)}
     assert "| shufflenetv2_x0_5 | sp+sex+ss | onnxruntime-web |" in done.stdout and (out / "page.png").is_file()
-    bench = [str(BIN / "deepsquare-bench"), "--bundle", str(trained_bundle), "--runs", "2", "--warmup", "0",
-             "--runtimes", "onnxruntime", "--add-records", str(out / "browser-records.json"),
-             "--out", str(tmp_path / "bench"), "--quiet"]  # fmt: skip
+    bench = [
+        str(BIN / "deepsquare-bench"),
+        "--bundle",
+        str(trained_bundle),
+        "--runs",
+        "2",
+        "--warmup",
+        "0",
+        "--runtimes",
+        "onnxruntime",
+        "--add-records",
+        str(out / "browser-records.json"),
+        "--out",
+        str(tmp_path / "bench"),
+        "--quiet",
+    ]
     done = subprocess.run(bench, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     report = (tmp_path / "bench" / "bench.md").read_text()

@@ -69,16 +69,28 @@ class Run:
 
 
 # Training flags --vary may make an axis: the recipe's numbers, not the model's identity (that is --variants).
-VARY_FLAGS = {"dropout": "dropout", "lr": "lr", "warmup-epochs": "warmup_epochs", "weight-decay": "weight_decay",
-              "ss-init": "ss_init", "ss-offset": "ss_offset", "ss-lr-scale": "ss_lr_scale",
-              "sex-alpha": "sex_alpha", "clip-grad": "clip_grad",
-              "clip-unitwise": "clip_unitwise",
-              "label-smoothing": "label_smoothing"}  # fmt: skip
+VARY_FLAGS = {
+    "dropout": "dropout",
+    "lr": "lr",
+    "warmup-epochs": "warmup_epochs",
+    "weight-decay": "weight_decay",
+    "ss-init": "ss_init",
+    "ss-offset": "ss_offset",
+    "ss-lr-scale": "ss_lr_scale",
+    "sex-alpha": "sex_alpha",
+    "clip-grad": "clip_grad",
+    "clip-unitwise": "clip_unitwise",
+    "label-smoothing": "label_smoothing",
+}
 
 
 # Flags that only act on one module: a variant without it trains identically at every value, once.
-APPLIES = {"ss-init": lambda v: v.square_softmin, "ss-offset": lambda v: v.square_softmin,
-           "ss-lr-scale": lambda v: v.square_softmin, "sex-alpha": lambda v: v.attention == "sex"}  # fmt: skip
+APPLIES = {
+    "ss-init": lambda v: v.square_softmin,
+    "ss-offset": lambda v: v.square_softmin,
+    "ss-lr-scale": lambda v: v.square_softmin,
+    "sex-alpha": lambda v: v.attention == "sex",
+}
 
 
 def parse_vary(texts: list[str]) -> dict[str, list[str]]:
@@ -131,8 +143,15 @@ def plan(args: argparse.Namespace) -> list[Run]:
                         for seed in range(args.seeds):
                             stages = () if dsop == "none" else tuple(dsop.split("+"))
                             overrides = {VARY_FLAGS[f]: float(v) for f, v in settings}
-                            TrainConfig(arch=arch, variant=variant, dsop_stages=stages, dsop_iterations=iterations,
-                                        epochs=args.epochs, seed=seed, **overrides).validate()  # fmt: skip
+                            TrainConfig(
+                                arch=arch,
+                                variant=variant,
+                                dsop_stages=stages,
+                                dsop_iterations=iterations,
+                                epochs=args.epochs,
+                                seed=seed,
+                                **overrides,
+                            ).validate()
                             runs.append(Run(arch, variant, dsop, iterations, seed, settings))
     return runs
 
@@ -162,17 +181,39 @@ def check_recipe(args: argparse.Namespace) -> None:
         saved = json.loads(path.read_text())
         differ = [f"{k} {wanted[k]!r} (the sweep has {saved.get(k)!r})" for k in wanted if saved.get(k) != wanted[k]]
         if differ:
-            raise ValueError(f"{args.out} holds a sweep with another recipe: {'; '.join(differ)}. "
-                             "Use a new --out, or the sweep's own settings")  # fmt: skip
+            raise ValueError(
+                f"{args.out} holds a sweep with another recipe: {'; '.join(differ)}. "
+                "Use a new --out, or the sweep's own settings"
+            )
     else:
         write_text_atomically(path, json.dumps(wanted, indent=2) + "\n")
 
 
 def command(run: Run, args: argparse.Namespace, folder: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "deepsquare.train", "--quiet", "--arch", run.arch, "--variant", run.variant,
-           "--data", args.data, "--epochs", str(args.epochs), "--seed", str(run.seed), "--out", str(folder),
-           "--dropout", str(args.dropout), "--batch-size", str(args.batch_size),
-           "--input-size", str(args.input_size)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "deepsquare.train",
+        "--quiet",
+        "--arch",
+        run.arch,
+        "--variant",
+        run.variant,
+        "--data",
+        args.data,
+        "--epochs",
+        str(args.epochs),
+        "--seed",
+        str(run.seed),
+        "--out",
+        str(folder),
+        "--dropout",
+        str(args.dropout),
+        "--batch-size",
+        str(args.batch_size),
+        "--input-size",
+        str(args.input_size),
+    ]
     if args.lr is not None:
         cmd += ["--lr", str(args.lr)]
     if run.dsop != "none":
@@ -203,10 +244,17 @@ def execute(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     with open(folder / "metrics.csv") as f:
         final = list(csv.DictReader(f))[-1]
     split = "test" if final.get("test_top1") else "val"  # val only when the data has no test split
-    record = {**asdict(run), "settings": dict(run.settings), "name": run.name, "split": split,
-              "top1": float(final[f"{split}_top1"]),
-              "top5": float(final[f"{split}_top5"]), "val_top1": float(final["val_top1"]),
-              "val_top5": float(final["val_top5"]), "train_s": round(time.perf_counter() - started, 1)}  # fmt: skip
+    record = {
+        **asdict(run),
+        "settings": dict(run.settings),
+        "name": run.name,
+        "split": split,
+        "top1": float(final[f"{split}_top1"]),
+        "top5": float(final[f"{split}_top5"]),
+        "val_top1": float(final["val_top1"]),
+        "val_top5": float(final["val_top5"]),
+        "train_s": round(time.perf_counter() - started, 1),
+    }
     write_text_atomically(done, json.dumps(record, indent=2) + "\n")
     return record
 
@@ -240,26 +288,35 @@ def summarize(results: list[dict[str, Any]], baseline: str) -> list[dict[str, An
 def split_note(results: list[dict[str, Any]]) -> tuple[str, str]:
     """The split the tables report (its column title) and the sentence saying what it is."""
     if all(r.get("split") == "test" for r in results):
-        return "test", ("Top-1 is the last epoch's on the held-out test split, which nothing selects on (no "
-                        "best-epoch picking; evaluated once, at the end of each run); val top-1, the split to tune "
-                        "on, is shown beside it.")  # fmt: skip
-    return "val", ("Top-1 is the last epoch's on the **val split: the data has no held-out test split** (an image "
-                   "folder without `test/`), so these figures are on the split that selection uses; add a `test/` "
-                   "folder for a held-out figure.")  # fmt: skip
+        return "test", (
+            "Top-1 is the last epoch's on the held-out test split, which nothing selects on (no "
+            "best-epoch picking; evaluated once, at the end of each run); val top-1, the split to tune "
+            "on, is shown beside it."
+        )
+    return "val", (
+        "Top-1 is the last epoch's on the **val split: the data has no held-out test split** (an image "
+        "folder without `test/`), so these figures are on the split that selection uses; add a `test/` "
+        "folder for a held-out figure."
+    )
 
 
-def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, wall_s: float,
-             results: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
+def markdown(
+    rows: list[dict[str, Any]], args: argparse.Namespace, wall_s: float, results: list[dict[str, Any]] | None = None
+) -> str:
     split, note = split_note(results or [])
     vary = getattr(args, "vary", {}) or {}
     axes = "".join(f", {flag} {' / '.join(values)}" for flag, values in vary.items())
     dropout = "" if "dropout" in vary else f", dropout {args.dropout} for all"
-    lines = [f"# Ablation: {args.data}, {args.epochs} epochs, {args.seeds} seeds{dropout}{axes}",
-             "", f"{note} {wall_s:.0f} s wall. Difference: paired by seed to `{args.baseline}` of the same arch"
-             f"{' (trained with the first value of each axis)' if vary else ''}, "
-             f"on {split}, 95% interval (Student's t); *not measured* when it contains 0.", "",
-             f"| model | seeds | {split} top-1 % (95% CI) | vs baseline on {split}, points (95% CI) | val top-1 % |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"# Ablation: {args.data}, {args.epochs} epochs, {args.seeds} seeds{dropout}{axes}",
+        "",
+        f"{note} {wall_s:.0f} s wall. Difference: paired by seed to `{args.baseline}` of the same arch"
+        f"{' (trained with the first value of each axis)' if vary else ''}, "
+        f"on {split}, 95% interval (Student's t); *not measured* when it contains 0.",
+        "",
+        f"| model | seeds | {split} top-1 % (95% CI) | vs baseline on {split}, points (95% CI) | val top-1 % |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         ci = f"{r['top1']:.2f} ({r['ci95'][0]:.2f}-{r['ci95'][1]:.2f})"
         if "diff" in r:
@@ -282,8 +339,14 @@ def plot(rows: list[dict[str, Any]], path: Path, results: list[dict[str, Any]]) 
     fig, axis = plt.subplots(figsize=(7, 0.5 * len(shown) + 1.5))
     for i, r in enumerate(shown):
         low, high = r["diff_ci95"]
-        axis.errorbar(r["diff"], i, xerr=[[r["diff"] - low], [high - r["diff"]]], fmt="o", capsize=3,
-                      color="tab:blue" if r["measured"] else "tab:gray")  # fmt: skip
+        axis.errorbar(
+            r["diff"],
+            i,
+            xerr=[[r["diff"] - low], [high - r["diff"]]],
+            fmt="o",
+            capsize=3,
+            color="tab:blue" if r["measured"] else "tab:gray",
+        )
     axis.axvline(0, color="black", linewidth=0.8)
     axis.set_yticks(range(len(shown)), [r["name"] for r in shown])
     axis.set_xlabel(f"{split_note(results)[0]} top-1 difference to the baseline, points (95% CI, paired by seed)")
@@ -294,12 +357,25 @@ def plot(rows: list[dict[str, Any]], path: Path, results: list[dict[str, Any]]) 
     partial.replace(path)
 
 
-def write_outputs(results: list[dict[str, Any]], rows: list[dict[str, Any]], args: argparse.Namespace,
-                  wall_s: float) -> None:  # fmt: skip
+def write_outputs(
+    results: list[dict[str, Any]], rows: list[dict[str, Any]], args: argparse.Namespace, wall_s: float
+) -> None:
     buffer = io.StringIO()
     # top1/top5 on ``split`` (test, or val when the data has none); val_top1/val_top5 always on val
-    fields = ["name", "arch", "variant", "dsop", "iterations", "seed", "split", "top1", "top5", "val_top1",
-              "val_top5", "train_s"]  # fmt: skip
+    fields = [
+        "name",
+        "arch",
+        "variant",
+        "dsop",
+        "iterations",
+        "seed",
+        "split",
+        "top1",
+        "top5",
+        "val_top1",
+        "val_top5",
+        "train_s",
+    ]
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(sorted(results, key=lambda r: (r["name"], r["seed"])))
@@ -310,8 +386,9 @@ def write_outputs(results: list[dict[str, Any]], rows: list[dict[str, Any]], arg
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="deepsquare-ablate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="deepsquare-ablate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--arch", default="vanilla_cnn", help="comma-separated archs (default vanilla_cnn)")
     p.add_argument(
         "--variants", default="gap,sp,ss,sp+ss,gem", help="comma-separated variants (default gap,sp,ss,sp+ss,gem)"
@@ -359,8 +436,10 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     results, failures = [], []
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool, tqdm(total=len(runs), desc="ablation", unit="run",
-                                                                 file=sys.stderr) as bar:  # fmt: skip
+    with (
+        ThreadPoolExecutor(max_workers=args.jobs) as pool,
+        tqdm(total=len(runs), desc="ablation", unit="run", file=sys.stderr) as bar,
+    ):
         futures = {pool.submit(execute, run, args): run for run in runs}
         for future in as_completed(futures):
             try:

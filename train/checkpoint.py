@@ -64,9 +64,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or another format): {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        kind = "a plain state dict" if isinstance(data, dict) and data and all(
-            isinstance(v, torch.Tensor) for v in data.values()
-        ) else type(data).__name__  # fmt: skip
+        kind = (
+            "a plain state dict"
+            if isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values())
+            else type(data).__name__
+        )
         raise CheckpointError(f"{path} is not a deepsquare checkpoint (found {kind}); train one with deepsquare-train")
     if data.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint version {data.get('version')}; this deepsquare reads {VERSION}")
@@ -99,16 +101,19 @@ def metadata_problem(data: dict[str, Any]) -> str | None:
         return f"'input_size' must be a whole number of pixels in 8..4096, got {size!r}"
     for name in ("mean", "std"):
         values = data[name]
-        if (not isinstance(values, list | tuple) or len(values) != 3
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-                           for v in values)):  # fmt: skip
+        if (
+            not isinstance(values, list | tuple)
+            or len(values) != 3
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+        ):
             return f"'{name}' must be 3 numbers (R, G, B), got {values!r}"
     if not all(v > 0 for v in data["std"]):
         return f"'std' must be positive, got {data['std']!r}"
     if not isinstance(data.get("data", ""), str | None):
         return f"'data' must be the --data spec it was trained on (a string), got {data['data']!r}"
-    if not isinstance(data["state_dict"], dict) or not all(isinstance(v, torch.Tensor)
-                                                           for v in data["state_dict"].values()):  # fmt: skip
+    if not isinstance(data["state_dict"], dict) or not all(
+        isinstance(v, torch.Tensor) for v in data["state_dict"].values()
+    ):
         return "'state_dict' must map names to tensors"
     return None
 
@@ -131,8 +136,10 @@ def verify_checksum(data: dict[str, Any], path: Path) -> None:
     if not isinstance(stored, dict) or stored.get("algorithm") != "sha256":
         raise CheckpointError(f"{path} has an unreadable checksum entry")
     if state_checksum(data["state_dict"]) != stored.get("state_dict"):
-        raise CheckpointError(f"{path} is corrupt: its weights do not match their sha256 checksum "
-                              "(a damaged copy?); use another copy or retrain")  # fmt: skip
+        raise CheckpointError(
+            f"{path} is corrupt: its weights do not match their sha256 checksum "
+            "(a damaged copy?); use another copy or retrain"
+        )
 
 
 @dataclass
@@ -159,22 +166,54 @@ class Checkpoint:
     def load(cls, path: str | os.PathLike) -> Checkpoint:
         """Read and validate; :class:`CheckpointError` with a one-line reason otherwise."""
         data = load_checkpoint(path)
-        known = {"format", "version", "spec", "model_spec", "state_dict", "classes", "input_size", "mean", "std",
-                 "data", "epoch", "metrics", "provenance", "checksum"}  # fmt: skip
+        known = {
+            "format",
+            "version",
+            "spec",
+            "model_spec",
+            "state_dict",
+            "classes",
+            "input_size",
+            "mean",
+            "std",
+            "data",
+            "epoch",
+            "metrics",
+            "provenance",
+            "checksum",
+        }
         return cls(
-            spec=data["model_spec"], state_dict=data["state_dict"], classes=list(data["classes"]),
-            input_size=int(data["input_size"]), mean=tuple(data["mean"]), std=tuple(data["std"]),
-            data=str(data.get("data") or ""), epoch=data.get("epoch"), metrics=list(data.get("metrics", [])),
-            provenance=dict(data.get("provenance", {})), extra={k: v for k, v in data.items() if k not in known},
-        )  # fmt: skip
+            spec=data["model_spec"],
+            state_dict=data["state_dict"],
+            classes=list(data["classes"]),
+            input_size=int(data["input_size"]),
+            mean=tuple(data["mean"]),
+            std=tuple(data["std"]),
+            data=str(data.get("data") or ""),
+            epoch=data.get("epoch"),
+            metrics=list(data.get("metrics", [])),
+            provenance=dict(data.get("provenance", {})),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically, in the on-disk layout every deepsquare version reads."""
-        return save_checkpoint(path, {
-            "spec": self.spec.to_dict(), "state_dict": self.state_dict, "classes": list(self.classes),
-            "input_size": self.input_size, "mean": list(self.mean), "std": list(self.std), "data": self.data,
-            "epoch": self.epoch, "metrics": self.metrics, "provenance": self.provenance, **self.extra,
-        })  # fmt: skip
+        return save_checkpoint(
+            path,
+            {
+                "spec": self.spec.to_dict(),
+                "state_dict": self.state_dict,
+                "classes": list(self.classes),
+                "input_size": self.input_size,
+                "mean": list(self.mean),
+                "std": list(self.std),
+                "data": self.data,
+                "epoch": self.epoch,
+                "metrics": self.metrics,
+                "provenance": self.provenance,
+                **self.extra,
+            },
+        )
 
     def build_model(self) -> SquareNet:
         """The model, rebuilt from the spec, weights loaded strictly, in eval mode."""
@@ -190,9 +229,14 @@ class Checkpoint:
 
     def bundle_meta(self) -> dict[str, Any]:
         """What the deployed bundle repeats (``deepsquare.runtime.bundle.BundleMeta(**meta)``)."""
-        return {"arch": self.spec.arch, "variant": self.spec.variant, "classes": list(self.classes),
-                "input_size": self.input_size, "mean": [float(v) for v in self.mean],
-                "std": [float(v) for v in self.std]}  # fmt: skip
+        return {
+            "arch": self.spec.arch,
+            "variant": self.spec.variant,
+            "classes": list(self.classes),
+            "input_size": self.input_size,
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+        }
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """NCHW images in [0, 1] -> ``(x - mean) / std``: the one normalisation of training and export."""

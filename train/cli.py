@@ -26,8 +26,15 @@ from .variants import VALID_NAMES
 
 EXPECTED_ERRORS = (CheckpointError, DataError, TrainingError, ValueError)
 # What a resumed run keeps from its first start: given explicitly with --resume, they must agree.
-RESUME_MUST_MATCH = {"arch": "--arch", "variant": "--variant", "data": "--data", "input_size": "--input-size",
-                     "dsop_stages": "--dsop", "seed": "--seed", "stem": "--stem"}  # fmt: skip
+RESUME_MUST_MATCH = {
+    "arch": "--arch",
+    "variant": "--variant",
+    "data": "--data",
+    "input_size": "--input-size",
+    "dsop_stages": "--dsop",
+    "seed": "--seed",
+    "stem": "--stem",
+}
 
 
 def parse_floats(text: str) -> tuple[float, ...]:
@@ -58,9 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, help="default 1e-4 (ResNet, vanilla CNN), 4e-5 (ShuffleNetV2)")
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--clip-grad", type=float, default=d.clip_grad, help="grad-norm clip, 0 disables (default 5)")
-    p.add_argument("--clip-unitwise", type=float, default=d.clip_unitwise,
-                   help="adaptive unit-wise clip: each output unit's gradient norm at most this times its weight "
-                        "norm (NFNets' AGC, arXiv:2102.06171), before --clip-grad; 0 disables (default)")  # fmt: skip
+    p.add_argument(
+        "--clip-unitwise",
+        type=float,
+        default=d.clip_unitwise,
+        help="adaptive unit-wise clip: each output unit's gradient norm at most this times its weight "
+        "norm (NFNets' AGC, arXiv:2102.06171), before --clip-grad; 0 disables (default)",
+    )
     p.add_argument(
         "--dropout",
         type=float,
@@ -143,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
     )
     given = argv if argv is not None else sys.argv[1:]
-    explicit = tuple(name for name, flag in RESUME_MUST_MATCH.items()
-                     if any(a == flag or a.startswith(flag + "=") for a in given))  # fmt: skip
+    explicit = tuple(
+        name for name, flag in RESUME_MUST_MATCH.items() if any(a == flag or a.startswith(flag + "=") for a in given)
+    )
     try:
         path = train(config, quiet=args.quiet, resume=args.resume, must_match=explicit)
     except EXPECTED_ERRORS as exc:

@@ -11,8 +11,15 @@ from .spec import DSoPSpec, ModelSpec
 from .variants import parse_variant
 
 # Whole-number settings and the values a run can take (seed: what torch.manual_seed accepts).
-RANGES = (("epochs", 1, 100_000), ("batch_size", 1, 1 << 20), ("input_size", 8, 4096), ("seed", 0, 2**63 - 1),
-          ("dsop_blocks", 0, 64), ("dsop_dim", 1, 4096), ("dsop_iterations", 1, 100))  # fmt: skip
+RANGES = (
+    ("epochs", 1, 100_000),
+    ("batch_size", 1, 1 << 20),
+    ("input_size", 8, 4096),
+    ("seed", 0, 2**63 - 1),
+    ("dsop_blocks", 0, 64),
+    ("dsop_dim", 1, 4096),
+    ("dsop_iterations", 1, 100),
+)
 
 
 @dataclass
@@ -70,12 +77,18 @@ class TrainConfig:
                 problems.append(f"--{flag} must be >= {low}, got {value}")
             elif value > high:
                 problems.append(f"--{flag} must be in {low}..{high:,}, got {value}")
-        for name, value in (("lr", self.lr), ("weight_decay", self.weight_decay), ("clip_grad", self.clip_grad),
-                            ("clip_unitwise", self.clip_unitwise), ("warmup_epochs", self.warmup_epochs)):  # fmt: skip
+        for name, value in (
+            ("lr", self.lr),
+            ("weight_decay", self.weight_decay),
+            ("clip_grad", self.clip_grad),
+            ("clip_unitwise", self.clip_unitwise),
+            ("warmup_epochs", self.warmup_epochs),
+        ):
             positive = name == "lr"
             if value is not None and not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
-                problems.append(f"--{name.replace('_', '-')} must be a finite number {'> 0' if positive else '>= 0'}, "
-                                f"got {value}")  # fmt: skip
+                problems.append(
+                    f"--{name.replace('_', '-')} must be a finite number {'> 0' if positive else '>= 0'}, got {value}"
+                )
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0 <= self.dropout < 1:

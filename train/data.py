@@ -122,8 +122,9 @@ SYNTHETIC_TEST_SEED = 2**64 - 1
 SYNTHETIC_TEST_SIZE = 500
 
 
-def load_synthetic(size: int, seed: int, train_size: int = 2000, val_size: int = 500,
-                   test_size: int = SYNTHETIC_TEST_SIZE) -> DataBundle:  # fmt: skip
+def load_synthetic(
+    size: int, seed: int, train_size: int = 2000, val_size: int = 500, test_size: int = SYNTHETIC_TEST_SIZE
+) -> DataBundle:
     train = make_synthetic(train_size, size, seed)
     val = make_synthetic(val_size, size, seed + 1_000_003)
     test = make_synthetic(test_size, size, SYNTHETIC_TEST_SEED)
@@ -147,8 +148,15 @@ def load_digits_set(size: int, seed: int) -> DataBundle:
     val, train = (rest[part] for part in stratified_parts(labels[rest], 4, 1, seed))
     train_set = ImageSet(images[train], labels[train])
     mean, std = channel_stats(train_set.images)
-    return DataBundle("digits", train_set, ImageSet(images[val], labels[val]), [str(d) for d in range(10)], mean, std,
-                      ImageSet(images[test], labels[test]))  # fmt: skip
+    return DataBundle(
+        "digits",
+        train_set,
+        ImageSet(images[val], labels[val]),
+        [str(d) for d in range(10)],
+        mean,
+        std,
+        ImageSet(images[test], labels[test]),
+    )
 
 
 # --- CIFAR python batches -----------------------------------------------------------------
@@ -213,12 +221,14 @@ def load_cifar(kind: str, root: Path, size: int) -> DataBundle:
                 raise DataError(f"{file} lacks {b'data'!r} or {label_key!r}: not a {kind} batch")
             data, labels = np.asarray(batch[b"data"]), np.asarray(batch[label_key])
             if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.dtype != np.uint8:
-                raise DataError(f"{file}: images must be an N x 3072 uint8 array (32x32 RGB), got "
-                                f"{data.shape} {data.dtype}")  # fmt: skip
+                raise DataError(
+                    f"{file}: images must be an N x 3072 uint8 array (32x32 RGB), got {data.shape} {data.dtype}"
+                )
             if labels.shape != (len(data),):
                 raise DataError(f"{file} has {len(data)} images but {labels.size} labels; the batch is damaged")
-            if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
-                                or labels.max() >= len(names)):  # fmt: skip
+            if labels.size and (
+                not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= len(names)
+            ):
                 raise DataError(f"{file} has labels outside 0..{len(names) - 1} (the {len(names)} names of {meta})")
             parts.append((torch.from_numpy(data.copy()), torch.from_numpy(labels.astype(np.int64))))
         images = torch.cat([d for d, _ in parts]).view(-1, 3, 32, 32).float() / 255.0
@@ -227,8 +237,15 @@ def load_cifar(kind: str, root: Path, size: int) -> DataBundle:
     mean, std = CIFAR_MEAN_STD[kind]
     full = read(train_files)
     val, train = stratified_parts(full.labels, 10, 1, seed=0)
-    return DataBundle(kind, ImageSet(full.images[train], full.labels[train]),
-                      ImageSet(full.images[val], full.labels[val]), names, mean, std, read(test_files))  # fmt: skip
+    return DataBundle(
+        kind,
+        ImageSet(full.images[train], full.labels[train]),
+        ImageSet(full.images[val], full.labels[val]),
+        names,
+        mean,
+        std,
+        read(test_files),
+    )
 
 
 # --- image folders ------------------------------------------------------------------------

@@ -59,8 +59,12 @@ class Diagnostics:
         if self.sex:
             alphas = torch.cat([m.alpha.detach().abs() for m in self.sex])
             gates = torch.cat(self.gates)
-            row.update(sex_alpha_mean=alphas.mean().item(), sex_alpha_max=alphas.max().item(),
-                       sex_gate_mean=gates.mean().item(), sex_gate_min=gates.min().item())  # fmt: skip
+            row.update(
+                sex_alpha_mean=alphas.mean().item(),
+                sex_alpha_max=alphas.max().item(),
+                sex_gate_mean=gates.mean().item(),
+                sex_gate_min=gates.min().item(),
+            )
         grads: dict[str, list[Tensor]] = {}
         for name, parameter in self.model.named_parameters():
             if parameter.grad is not None:

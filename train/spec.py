@@ -88,8 +88,15 @@ class ModelSpec:
         if unknown:
             raise ValueError(f"model spec has unknown fields: {', '.join(sorted(unknown))}")
         values = dict(data)
-        expected = {"arch": str, "variant": str, "stem": str, "num_classes": int, "se_reduction": int,
-                    "dropout": (int, float), "ss_per_class": bool}  # fmt: skip
+        expected = {
+            "arch": str,
+            "variant": str,
+            "stem": str,
+            "num_classes": int,
+            "se_reduction": int,
+            "dropout": (int, float),
+            "ss_per_class": bool,
+        }
         for name, kind in expected.items():
             value = values.get(name)
             if name in values and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):

@@ -7,9 +7,38 @@ import statistics
 from collections.abc import Sequence
 
 # Two-sided 95% quantiles of Student's t by degrees of freedom (1..30); above 30 the normal's 1.96 is close.
-T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-       2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045,
-       2.042)  # fmt: skip
+T95 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 Z95 = 1.959964
 
 
@@ -34,8 +63,10 @@ def paired_difference(correct: Sequence[int], baseline_correct: Sequence[int]) -
     spread between training seeds. ``measured`` is False (``ns``) when the interval contains 0.
     """
     if len(correct) != len(baseline_correct) or len(correct) < 2:
-        raise ValueError(f"paired differences need two equal-length lists of at least 2 images, got "
-                         f"{len(correct)} and {len(baseline_correct)}")  # fmt: skip
+        raise ValueError(
+            f"paired differences need two equal-length lists of at least 2 images, got "
+            f"{len(correct)} and {len(baseline_correct)}"
+        )
     diffs = [100.0 * (float(a) - float(b)) for a, b in zip(correct, baseline_correct, strict=True)]
     mean = statistics.fmean(diffs)
     half = Z95 * statistics.stdev(diffs) / math.sqrt(len(diffs))

@@ -103,8 +103,9 @@ def check_out_dir(out: Path) -> None:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: ImageSet, data: DataBundle, ctx: Dist, batch_size: int,
-             prefix: str = "val") -> dict[str, float]:  # fmt: skip
+def evaluate(
+    model: nn.Module, split: ImageSet, data: DataBundle, ctx: Dist, batch_size: int, prefix: str = "val"
+) -> dict[str, float]:
     """Main-head loss, top-1 and top-5 on one split (each rank a shard, then summed), keys ``PREFIX_top1``..."""
     model.eval()
     idx = torch.arange(len(split))[ctx.rank :: ctx.world]
@@ -136,8 +137,9 @@ def evaluate(model: nn.Module, split: ImageSet, data: DataBundle, ctx: Dist, bat
 
 
 @torch.no_grad()
-def top1_correct(model: nn.Module, split: ImageSet, mean: tuple[float, ...], std: tuple[float, ...],
-                 batch_size: int = 256) -> Tensor:  # fmt: skip
+def top1_correct(
+    model: nn.Module, split: ImageSet, mean: tuple[float, ...], std: tuple[float, ...], batch_size: int = 256
+) -> Tensor:
     """Per image of ``split``: 1 where the model's top-1 class is the label, else 0 (for paired comparisons)."""
     model.eval()
     device = next(model.parameters()).device
@@ -159,8 +161,9 @@ def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     write_text_atomically(path, buffer.getvalue())
 
 
-def dsop_loss(logits: Tensor, branch_logits: list[Tensor], targets: Tensor, dsop: DSoPSpec | None,
-              label_smoothing: float = 0.0) -> tuple[Tensor, Tensor, list[Tensor]]:  # fmt: skip
+def dsop_loss(
+    logits: Tensor, branch_logits: list[Tensor], targets: Tensor, dsop: DSoPSpec | None, label_smoothing: float = 0.0
+) -> tuple[Tensor, Tensor, list[Tensor]]:
     """``L = alpha L_main + sum_i beta_i L_i`` (DSoP, arXiv:2006.00809, eq. 6): (total, main, per branch)."""
     main = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
     branches = [F.cross_entropy(b, targets, label_smoothing=label_smoothing) for b in branch_logits]
@@ -207,11 +210,16 @@ def start_run(config: TrainConfig, ctx: Dist, resume: bool, last_path: Path, mus
             raise TrainingError(f"--resume: no {last_path} to resume from")
         state = Checkpoint.load(last_path)
         saved = TrainConfig.from_dict(state.extra["train_config"])
-        differ = [f"--{n.replace('_', '-')} {getattr(config, n)!r} (the run has {getattr(saved, n)!r})"
-                  for n in must_match if getattr(config, n) != getattr(saved, n)]  # fmt: skip
+        differ = [
+            f"--{n.replace('_', '-')} {getattr(config, n)!r} (the run has {getattr(saved, n)!r})"
+            for n in must_match
+            if getattr(config, n) != getattr(saved, n)
+        ]
         if differ:
-            raise TrainingError(f"--resume continues the run in {last_path.parent}, made with other settings: "
-                                f"{'; '.join(differ)}. Drop those flags, or train into a new --out")  # fmt: skip
+            raise TrainingError(
+                f"--resume continues the run in {last_path.parent}, made with other settings: "
+                f"{'; '.join(differ)}. Drop those flags, or train into a new --out"
+            )
         # A resumed run keeps its recipe; only the length may be extended.
         saved.epochs, saved.out, saved.device = config.epochs, config.out, config.device
         saved.diagnostics = config.diagnostics
@@ -227,8 +235,12 @@ def start_run(config: TrainConfig, ctx: Dist, resume: bool, last_path: Path, mus
     spec = cfg.model_spec(len(data.classes))
     model = init_square_modules(build_from_spec(spec), cfg) if state is None else state.build_model()
     model.to(ctx.device)
-    optimizer = torch.optim.SGD(param_groups(model, cfg.weight_decay or 0.0, cfg.ss_lr_scale), lr=cfg.lr or 0.0,
-                                momentum=cfg.momentum, nesterov=True)  # fmt: skip
+    optimizer = torch.optim.SGD(
+        param_groups(model, cfg.weight_decay or 0.0, cfg.ss_lr_scale),
+        lr=cfg.lr or 0.0,
+        momentum=cfg.momentum,
+        nesterov=True,
+    )
     net: nn.Module = model
     if ctx.world > 1:
         net = nn.parallel.DistributedDataParallel(
@@ -241,8 +253,9 @@ def start_run(config: TrainConfig, ctx: Dist, resume: bool, last_path: Path, mus
         metrics = [{k: v for k, v in row.items() if not k.startswith("test_")} for row in state.metrics]
         run.metrics, run.start_epoch, run.best_top1 = metrics, state.epoch or 0, state.extra["best_top1"]
         if run.start_epoch >= cfg.epochs:
-            raise TrainingError(f"{last_path} already finished epoch {run.start_epoch}; pass --epochs > "
-                                f"{run.start_epoch}")  # fmt: skip
+            raise TrainingError(
+                f"{last_path} already finished epoch {run.start_epoch}; pass --epochs > {run.start_epoch}"
+            )
     return run
 
 
@@ -265,8 +278,11 @@ def stop_if_not_finite(loss: Tensor, ctx: Dist, epoch: int, step: int, global_st
     if ctx.world > 1:
         dist.all_reduce(finite, op=dist.ReduceOp.MIN)
     if finite.item() < 1:
-        kept = (f"the last good checkpoint {last_path} (epoch {epoch}) is intact" if last_path.exists()
-                else "no checkpoint had been written yet")  # fmt: skip
+        kept = (
+            f"the last good checkpoint {last_path} (epoch {epoch}) is intact"
+            if last_path.exists()
+            else "no checkpoint had been written yet"
+        )
         raise TrainingError(
             f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1} (global step "
             f"{global_step + 1}); training stopped, {kept}. EleSquare can diverge: lower --lr, "
@@ -316,8 +332,9 @@ def train_epoch(run: Run, epoch: int, ctx: Dist, quiet: bool, last_path: Path) -
         sums += torch.tensor([loss.item(), main_loss.item(), *[b.item() for b in branch_losses]], dtype=torch.float64)
         if bar is not None:
             elapsed = time.perf_counter() - started
-            bar.set_postfix(loss=f"{sums[0].item() / (step + 1):.3f}",
-                            img_s=f"{(step + 1) * len(batch) * ctx.world / elapsed:.0f}")  # fmt: skip
+            bar.set_postfix(
+                loss=f"{sums[0].item() / (step + 1):.3f}", img_s=f"{(step + 1) * len(batch) * ctx.world / elapsed:.0f}"
+            )
             bar.update()
     if bar is not None:
         bar.close()
@@ -339,14 +356,28 @@ def save_epoch(run: Run, ctx: Dist, epoch: int, out: Path) -> None:
     improved = top1 > run.best_top1
     run.best_top1 = max(run.best_top1, top1)
     checkpoint = Checkpoint(
-        spec=run.spec, state_dict={k: v.detach().cpu() for k, v in run.model.state_dict().items()},
-        classes=list(run.data.classes), input_size=run.cfg.input_size, mean=tuple(run.data.mean),
-        std=tuple(run.data.std), data=run.cfg.data, epoch=epoch + 1, metrics=run.metrics,
-        provenance={**versions(), "world_size": ctx.world, "argv": list(sys.argv),
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-        extra={"layout": "NCHW", "optimizer": run.optimizer.state_dict(), "best_top1": run.best_top1,
-               "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(run.config).items()}},
-    )  # fmt: skip
+        spec=run.spec,
+        state_dict={k: v.detach().cpu() for k, v in run.model.state_dict().items()},
+        classes=list(run.data.classes),
+        input_size=run.cfg.input_size,
+        mean=tuple(run.data.mean),
+        std=tuple(run.data.std),
+        data=run.cfg.data,
+        epoch=epoch + 1,
+        metrics=run.metrics,
+        provenance={
+            **versions(),
+            "world_size": ctx.world,
+            "argv": list(sys.argv),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+        extra={
+            "layout": "NCHW",
+            "optimizer": run.optimizer.state_dict(),
+            "best_top1": run.best_top1,
+            "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(run.config).items()},
+        },
+    )
     checkpoint.save(out / "last.ckpt")
     if improved:
         copy_atomically(out / "last.ckpt", out / "best.ckpt")
@@ -375,8 +406,12 @@ def test_once(run: Run, ctx: Dist, out: Path) -> dict[str, Any]:
         best_figures = evaluate(best_model, data.test, data, local, batch_size, "test")
     else:
         best_figures = final
-    return {"split": "test", "images": len(data.test), "final": six_digits(final),
-            "best": {"epoch": best.epoch, **six_digits(best_figures)}}  # fmt: skip
+    return {
+        "split": "test",
+        "images": len(data.test),
+        "final": six_digits(final),
+        "best": {"epoch": best.epoch, **six_digits(best_figures)},
+    }
 
 
 def save_test(run: Run, out: Path, result: dict[str, Any]) -> None:
@@ -431,8 +466,9 @@ def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False, mus
                     save_epoch(run, ctx, epoch, out)
                 except OSError as exc:  # a full disk: one line, and every file written before is intact
                     kept = f"{last_path} (epoch {epoch}) is intact" if epoch and last_path.exists() else "nothing kept"
-                    raise TrainingError(f"could not write the checkpoint of epoch {epoch + 1} to {out}: "
-                                        f"{exc.strerror or exc}; {kept}") from exc  # fmt: skip
+                    raise TrainingError(
+                        f"could not write the checkpoint of epoch {epoch + 1} to {out}: {exc.strerror or exc}; {kept}"
+                    ) from exc
             if ctx.world > 1:
                 dist.barrier()
         final = out / "model.ckpt"
@@ -440,9 +476,11 @@ def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False, mus
             result = test_once(run, ctx, out)
             if result["split"]:
                 f, b = result["final"], result["best"]
-                say(f"test (held out, evaluated once): final model top-1 {f['test_top1']:.2f}% top-5 "
+                say(
+                    f"test (held out, evaluated once): final model top-1 {f['test_top1']:.2f}% top-5 "
                     f"{f['test_top5']:.2f}%; best.ckpt (epoch {b['epoch']}, chosen on val) top-1 "
-                    f"{b['test_top1']:.2f}%")  # fmt: skip
+                    f"{b['test_top1']:.2f}%"
+                )
             else:
                 say(f"no test split: {result['note']}")
             try:

@@ -10,8 +10,19 @@ import argparse
 from . import count_parameters
 from .models import ARCHS, build_model
 
-DEFAULT_VARIANTS = ("gap", "sp", "gem", "ss", "sex", "sen", "se", "se_slow_squeeze", "se_slow_excite",
-                    "se_slow_both", "se_bump")  # fmt: skip
+DEFAULT_VARIANTS = (
+    "gap",
+    "sp",
+    "gem",
+    "ss",
+    "sex",
+    "sen",
+    "se",
+    "se_slow_squeeze",
+    "se_slow_excite",
+    "se_slow_both",
+    "se_bump",
+)
 
 
 def parameter_rows(

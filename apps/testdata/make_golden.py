@@ -58,12 +58,20 @@ def main(argv: list[str] | None = None) -> int:
         logits = runner.run(x)[0]
         probs = softmax(logits)
         order = sorted(range(len(logits)), key=lambda i: (-float(logits[i]), i))[:5]
-        photos.append({
-            "name": stem, "source": photo.name, "png": f"{stem}.png", "width": rgb.width, "height": rgb.height,
-            "resized_rgb": f"{stem}.resized.rgb", "tensor_nhwc": f"{stem}.nhwc.f32",
-            "logits": [float(v) for v in logits], "probabilities": probs,
-            "top5": [{"index": i, "label": meta.classes[i], "probability": probs[i]} for i in order],
-        })  # fmt: skip
+        photos.append(
+            {
+                "name": stem,
+                "source": photo.name,
+                "png": f"{stem}.png",
+                "width": rgb.width,
+                "height": rgb.height,
+                "resized_rgb": f"{stem}.resized.rgb",
+                "tensor_nhwc": f"{stem}.nhwc.f32",
+                "logits": [float(v) for v in logits],
+                "probabilities": probs,
+                "top5": [{"index": i, "label": meta.classes[i], "probability": probs[i]} for i in order],
+            }
+        )
         assert math.isclose(sum(probs), 1.0, rel_tol=1e-9)
     sidecar = json.loads((folder / "model.json").read_text())
     sidecar.get("provenance", {}).pop("checkpoint", None)  # a path on the machine that made it

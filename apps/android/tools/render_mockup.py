@@ -42,8 +42,9 @@ def button(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], text: str,
         draw.rounded_rectangle(box, radius=22, fill=ACCENT)
     f = font(22, bold=True)
     w = draw.textlength(text, font=f)
-    draw.text(((box[0] + box[2] - w) / 2, (box[1] + box[3]) / 2 - 13), text, font=f,
-              fill=ACCENT if outlined else "white")  # fmt: skip
+    draw.text(
+        ((box[0] + box[2] - w) / 2, (box[1] + box[3]) / 2 - 13), text, font=f, fill=ACCENT if outlined else "white"
+    )
 
 
 def render(photo_name: str, out: Path) -> Path:
@@ -100,14 +101,12 @@ def render(photo_name: str, out: Path) -> Path:
         draw.text((x1 - draw.textlength(pct, font=f), y), pct, font=f, fill=INK)
         y += 32
         draw.rounded_rectangle((x0, y, x1, y + 10), radius=5, fill=TRACK)
-        draw.rounded_rectangle((x0, y, x0 + max(10, (x1 - x0) * entry["probability"]), y + 10), radius=5,
-                               fill=ACCENT)  # fmt: skip
+        draw.rounded_rectangle((x0, y, x0 + max(10, (x1 - x0) * entry["probability"]), y + 10), radius=5, fill=ACCENT)
         y += 30
     y += 6
     button(draw, (x0, y, x1, y + 60), "LATENCY…", outlined=True)
     y += 78
-    draw.text((x0, y), "Latency screen: p50 -- ms · p90 -- ms (not measured here)", font=font(17),
-              fill=MUTED)  # fmt: skip
+    draw.text((x0, y), "Latency screen: p50 -- ms · p90 -- ms (not measured here)", font=font(17), fill=MUTED)
     # The label above the phone and the sources below it, impossible to miss.
     label = "MOCK-UP rendered from the layout, not a screenshot"
     f = font(24, bold=True)

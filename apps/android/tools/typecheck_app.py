@@ -65,8 +65,17 @@ def main(argv: list[str] | None = None) -> int:
             classpath.append(args.core_classes)
         else:
             sources.append(ANDROID / "core" / "src" / "main" / "kotlin")
-        cmd = [str(KOTLINC), "-nowarn", "-jvm-target", "17", "-cp", ":".join(map(str, classpath)),
-               "-d", str(root / "out"), *map(str, sources)]  # fmt: skip
+        cmd = [
+            str(KOTLINC),
+            "-nowarn",
+            "-jvm-target",
+            "17",
+            "-cp",
+            ":".join(map(str, classpath)),
+            "-d",
+            str(root / "out"),
+            *map(str, sources),
+        ]
         done = subprocess.run(cmd)
         print(f"typecheck_app: {'OK' if done.returncode == 0 else 'FAILED'} (app + core against the API stubs)")
         return done.returncode

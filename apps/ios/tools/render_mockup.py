@@ -54,8 +54,9 @@ class Screen:
         d.rounded_rectangle((self.x0, self.y0, self.x0 + self.width, self.y0 + self.height), radius=88, fill=SCREEN)
         island_w = 220
         cx = self.x0 + self.width // 2
-        d.rounded_rectangle((cx - island_w // 2, self.y0 + 22, cx + island_w // 2, self.y0 + 82), radius=30,
-                            fill=(0, 0, 0))  # fmt: skip
+        d.rounded_rectangle(
+            (cx - island_w // 2, self.y0 + 22, cx + island_w // 2, self.y0 + 82), radius=30, fill=(0, 0, 0)
+        )
         d.text((self.x0 + 70, self.y0 + 36), "9:41", font=font(30, bold=True), fill=INK)
         y = self.y0 + 120
         if back:
@@ -99,8 +100,15 @@ def main_screen(canvas: Image.Image, left: int, top: int, golden: dict, meta: di
     s = Screen(canvas, left, top, "DeepSquare")
     s.header("Model")
     size = meta["input_size"]
-    s.rows([("Architecture", meta["arch"]), ("Variant", meta["variant"]), ("Input", f"{size} x {size} RGB"),
-            ("Classes", str(len(meta["classes"]))), ("Labels from", "model metadata")])  # fmt: skip
+    s.rows(
+        [
+            ("Architecture", meta["arch"]),
+            ("Variant", meta["variant"]),
+            ("Input", f"{size} x {size} RGB"),
+            ("Classes", str(len(meta["classes"]))),
+            ("Labels from", "model metadata"),
+        ]
+    )
     s.header("Photo")
     box = s.card(390)
     image = Image.open(GOLDEN / photo["png"]).convert("RGB")
@@ -109,8 +117,12 @@ def main_screen(canvas: Image.Image, left: int, top: int, golden: dict, meta: di
     half = (box[2] - box[0]) // 2
     s.button((box[0] + 24, box[3] - 110, box[0] + half - 12, box[3] - 50), "Photos")
     s.button((box[0] + half + 12, box[3] - 110, box[2] - 24, box[3] - 50), "Camera")
-    s.draw.text((box[0] + 24, box[3] - 40), f"{photo['name']}.png ({photo['width']}x{photo['height']})",
-                font=font(20), fill=GREY)  # fmt: skip
+    s.draw.text(
+        (box[0] + 24, box[3] - 40),
+        f"{photo['name']}.png ({photo['width']}x{photo['height']})",
+        font=font(20),
+        fill=GREY,
+    )
     s.header("Top 5")
     row_h = 64
     box = s.card(row_h * 5 + 8)
@@ -135,10 +147,14 @@ def latency_screen(canvas: Image.Image, left: int, top: int, meta: dict) -> None
     d = s.draw
     d.text((box[0] + 24, box[1] + 18), "Timed rounds: 30", font=font(28), fill=INK)
     d.text((box[0] + 24, box[1] + 74), "Warm-up rounds per block: 5", font=font(28), fill=INK)
-    d.multiline_text((box[0] + 24, box[1] + 130),
-                     "cpuOnly, cpuAndGPU and all are timed run by run,\ninterleaved, the order rotated every round;"
-                     "\nthe rounds are split into 3 blocks, each loading\nthe three models anew and warming them up.",
-                     font=font(21), fill=GREY, spacing=6)  # fmt: skip
+    d.multiline_text(
+        (box[0] + 24, box[1] + 130),
+        "cpuOnly, cpuAndGPU and all are timed run by run,\ninterleaved, the order rotated every round;"
+        "\nthe rounds are split into 3 blocks, each loading\nthe three models anew and warming them up.",
+        font=font(21),
+        fill=GREY,
+        spacing=6,
+    )
     s.button((box[0] + 24, box[3] - 76, box[2] - 24, box[3] - 20), "Time the model")
     s.header("Latency, ms (ratio to cpuOnly, 95% interval)")
     columns = ("units", "p50", "p90", "ratio")
@@ -154,16 +170,21 @@ def latency_screen(canvas: Image.Image, left: int, top: int, meta: dict) -> None
         for j in (1, 2):
             d.text((box[0] + 24 + xs[j], y), "--", font=font(25), fill=GREY)
         d.text((box[0] + 24 + xs[3], y), "1 (baseline)" if i == 0 else "--", font=font(25), fill=GREY)
-    s.draw.text(((box[0] + box[2]) // 2, box[3] - 14), "run on device", font=font(30, bold=True), fill=WARNING,
-                anchor="md")  # fmt: skip
+    s.draw.text(
+        ((box[0] + box[2]) // 2, box[3] - 14), "run on device", font=font(30, bold=True), fill=WARNING, anchor="md"
+    )
     s.y += 10
     s.header("Records")
     box = s.card(170)
     d.text((box[0] + 24, box[1] + 18), "Share records JSON", font=font(28), fill=ACCENT)
-    d.multiline_text((box[0] + 24, box[1] + 66),
-                     f"Also in Files > On My iPhone > DeepSquare:\ndeepsquare-records-{meta['arch']}-....json\n"
-                     "deepsquare-bench --add-records FILE",
-                     font=font(21), fill=GREY, spacing=6)  # fmt: skip
+    d.multiline_text(
+        (box[0] + 24, box[1] + 66),
+        f"Also in Files > On My iPhone > DeepSquare:\ndeepsquare-records-{meta['arch']}-....json\n"
+        "deepsquare-bench --add-records FILE",
+        font=font(21),
+        fill=GREY,
+        spacing=6,
+    )
 
 
 def render(photo_name: str, out: Path) -> Path:
@@ -177,8 +198,13 @@ def render(photo_name: str, out: Path) -> Path:
     canvas = Image.new("RGB", (width, height), BACKGROUND)
     d = ImageDraw.Draw(canvas)
     d.rectangle((0, 0, width, BANNER_H), fill=WARNING)
-    d.text((width // 2, 40), "MOCK-UP rendered from the layout, not a screenshot", font=font(44, bold=True),
-           fill=(255, 255, 255), anchor="mm")  # fmt: skip
+    d.text(
+        (width // 2, 40),
+        "MOCK-UP rendered from the layout, not a screenshot",
+        font=font(44, bold=True),
+        fill=(255, 255, 255),
+        anchor="mm",
+    )
     d.text(
         (width // 2, 90),
         "apps/ios DeepSquareDemo (SwiftUI), drawn by apps/ios/tools/render_mockup.py from "
