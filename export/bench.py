@@ -1,36 +1,6 @@
-"""``deepsquare-bench``: latency of each DeepSquare variant against GAP and SE, per runtime.
+"""The latency benchmark behind ``deepsquare bench`` and ``deepsquare.bench``: build or load the models, time them.
 
-    deepsquare-bench --arch shufflenetv2_x0_5,resnet18 --variants gap,se,sp,ss,sex,sen,sp+sex \\
-                     --runtimes onnxruntime,litert --threads 1,2 --input-size 224 --out runs/bench
-    deepsquare-bench --checkpoint runs/gap/model.ckpt,runs/sq/model.ckpt     # trained models
-    deepsquare-bench --bundle runs/gap/export,runs/sq/export                 # exported bundles as shipped
-    deepsquare-bench --arch resnet18 --variants gap,sp+sex --precisions fp32,int8   # int8 vs fp32 latency
-
-What is timed: with --arch/--variants, each variant is built with random weights (latency does
-not depend on them; BatchNorm statistics are set on random batches so squared activations stay
-finite), deploy-transformed and exported. --checkpoint does the same from trained checkpoints;
---bundle times the files deepsquare-export wrote, unchanged. With --precisions fp32,int8 each
---arch/--checkpoint model is also exported in static int8 (the exporter's own quantizers; a
-checkpoint calibrated on its data set, random-weight models on random inputs: calibration sets
-the scales, not the quantized graph that is timed) and the files of every precision are
-timed in the same interleaved group; a runtime whose format lacks a precision skips it, with a
-note (a --bundle is timed at the precision it was exported at). Every model runs through
-deepsquare.runtime at batch 1, after --warmup untimed rounds, for --runs rounds or --time-budget
-seconds per (arch, runtime, threads) cell.
-
-Models of one arch are interleaved run by run (A B C, B C A, C A B, ...) so drift on a shared
-machine hits all of them alike, and the rounds are split into blocks whose runtime sessions are
-created anew in rotated order (the first session created can run slower for its whole life).
-Each model's latency is reported as a ratio to its baseline (``gap`` at the same precision when
-present, else the first model of that arch): the geometric mean of the per-round ratios with a
-95% interval; a quantized file also gets its ratio to the same model's fp32 file ("vs fp32"). An
-interval that contains 1 means no difference was measured.
-
-Also reported: params, MACs (conv and linear, counted by hooks), elementwise ops (every other
-arithmetic op the forward pass dispatches), file size per format. Writes bench.json (records in
-the one schema of deepsquare.runtime.records), bench.csv, bench.md and bench.png (overhead vs
-baseline per runtime; latency vs params), and prints the table. --add-records joins records
-measured elsewhere (``deepsquare-profile --json`` on a phone or a Mac) as a table of their own.
+What is timed and how is told in ``deepsquare.export.bench_cli`` (the command's help).
 """
 
 from __future__ import annotations
@@ -45,20 +15,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepsquare.runtime.bench_report import load_records, markdown_table, write_outputs
+from deepsquare.runtime.bench_report import load_records, write_outputs
 from deepsquare.runtime.bundle import BundleError, BundleMeta, load_bundle
-from deepsquare.runtime.formats import FORMATS, by_runtime, runtime_names
+from deepsquare.runtime.formats import FORMATS, by_runtime
 from deepsquare.runtime.latency import BenchModel, LatencyPlan, check_precisions, time_models, timeable_runtimes
 from deepsquare.runtime.quiet import quiet
-from deepsquare.runtime.runners import RuntimeUnavailable, open_model_file
+from deepsquare.runtime.runners import open_model_file
 from deepsquare.train import ARCHS, build_model, count_parameters, parse_variant
 from deepsquare.train.checkpoint import Checkpoint
 from deepsquare.train.data import DataError
 
 from .complexity import count_ops
-from .converters import CONVERTERS, ConverterMissing
-from .deploy import DeployError, deploy_transform
-from .pipeline import ExportError, calibration_batch, format_entry, prepare_out
+from .converters import CONVERTERS
+from .deploy import deploy_transform
+from .pipeline import calibration_batch, format_entry, prepare_out
 
 DEFAULT_ARCH = "shufflenetv2_x0_5"
 DEFAULT_VARIANTS = "gap,se,sp,ss,sex,sen,sp+sex"
@@ -250,33 +220,44 @@ def _split(text: str | None) -> list[str]:
 
 def plan_from_args(args: argparse.Namespace) -> LatencyPlan:
     """The timing plan, with every name checked before any model is exported."""
-    runtimes = _split(args.runtimes)
-    unknown = [r for r in runtimes if r not in runtime_names()]
-    if unknown or not runtimes:
-        raise ValueError(f"unknown runtime(s) {unknown}; valid: {', '.join(timeable_runtimes())}")
-    elsewhere = [r for r in runtimes if r not in timeable_runtimes()]
+    formats = [FORMATS[name] for name in args.to]
+    elsewhere = [fmt for fmt in formats if not fmt.runs_here()]
     if elsewhere:
-        needs = {by_runtime(r).runs_on for r in elsewhere}
         raise ValueError(
-            f"runtime(s) {elsewhere} cannot run on this machine (needs {', '.join(map(str, needs))}); "
-            f"here: {', '.join(timeable_runtimes())}"
+            f"{', '.join(f.name for f in elsewhere)} cannot be timed on this machine (its runtime needs "
+            f"{', '.join(sorted({str(f.runs_on) for f in elsewhere}))}; there: deepsquare profile ios); "
+            f"here: --to {','.join(by_runtime(r).name for r in timeable_runtimes())}"
         )
-    try:
-        threads = [int(t) for t in _split(str(args.threads))]
-    except ValueError as exc:
-        raise ValueError(f"--threads takes whole numbers separated by commas, not {args.threads!r}") from exc
+    runtimes = [fmt.runtime for fmt in formats]
+    threads = list(args.threads)
     if not threads or min(threads) < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads!r}")
+        raise ValueError(f"--threads must be >= 1, got {','.join(map(str, threads))}")
     for arch in _split(args.arch):
         if arch not in ARCHS:
             raise ValueError(f"unknown arch {arch!r}; valid: {', '.join(ARCHS)}")
     for variant in _split(args.variants):
         parse_variant(variant)  # VariantError (a ValueError) names the bad part and the valid names
-    precisions = list(dict.fromkeys(_split(getattr(args, "precisions", None) or "fp32")))
+    precisions = list(dict.fromkeys(args.precision or [fmt.precisions[0] for fmt in formats]))
     check_precisions(runtimes, precisions)
     return LatencyPlan(
         args.runs, args.warmup, getattr(args, "time_budget", None), tuple(runtimes), tuple(threads), tuple(precisions)
     )
+
+
+def split_models(paths: list[str]) -> tuple[list[Path], list[Path]]:
+    """(checkpoints, bundles) among the positional paths: a file is a checkpoint, a folder with model.json a bundle."""
+    checkpoints, bundles = [], []
+    for text in paths:
+        path = Path(text)
+        if path.is_file():
+            checkpoints.append(path)
+        elif (path / "model.json").is_file():
+            bundles.append(path)
+        elif path.is_dir():
+            raise ValueError(f"{path} is a folder without model.json: not a bundle written by deepsquare export")
+        else:
+            raise ValueError(f"{path} does not exist (give checkpoints written by deepsquare train or bundle folders)")
+    return checkpoints, bundles
 
 
 def prepare_models(
@@ -284,8 +265,7 @@ def prepare_models(
 ) -> list[BenchModel]:
     from tqdm import tqdm
 
-    checkpoints = [Path(p) for p in _split(getattr(args, "checkpoint", None))]
-    bundles = [Path(p) for p in _split(getattr(args, "bundle", None))]
+    checkpoints, bundles = split_models(args.models)
     jobs: list[tuple[str, Any]] = [("checkpoint", p) for p in checkpoints] + [("bundle", p) for p in bundles]
     if not jobs or args.arch or args.variants:
         variants = list(dict.fromkeys(_split(args.variants or DEFAULT_VARIANTS)))
@@ -311,7 +291,7 @@ def prepare_models(
 
 
 def note_to_stderr(message: str) -> None:
-    print(f"deepsquare-bench: note: {message}", file=sys.stderr)
+    print(f"deepsquare bench: note: {message}", file=sys.stderr)
 
 
 def run_bench(
@@ -319,14 +299,14 @@ def run_bench(
 ) -> dict[str, Any]:
     plan = plan_from_args(args)
     notes = check_precisions(list(plan.runtimes), list(plan.precisions))
-    if getattr(args, "bundle", None) and plan.precisions != ("fp32",):
+    if split_models(args.models)[1] and plan.precisions != ("fp32",):
         notes.append(
-            "--precisions applies to --arch and --checkpoint models; a --bundle is timed at the precision "
+            "--precision applies to --arch models and checkpoints; a bundle is timed at the precision "
             "it was exported at (its model.json says which)"
         )
     for message in notes:
         note(message)
-    elsewhere = load_records([Path(p) for p in _split(getattr(args, "add_records", None))])
+    elsewhere = load_records([Path(p) for p in getattr(args, "add_records", None) or []])
     formats = {by_runtime(r).name for r in plan.runtimes}
     with tempfile.TemporaryDirectory(prefix="deepsquare-bench-") as workdir:
         models = prepare_models(args, formats, Path(workdir), progress, plan.precisions)
@@ -340,62 +320,9 @@ def run_bench(
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="deepsquare-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    what = parser.add_argument_group("what to time (default: the variants of --arch with random weights)")
-    what.add_argument("--arch", help=f"comma-separated archs (default {DEFAULT_ARCH})")
-    what.add_argument("--variants", help=f"comma-separated variants; gap is always added (default {DEFAULT_VARIANTS})")
-    what.add_argument("--input-size", type=int, default=224, help="for --arch models (default 224)")
-    what.add_argument("--num-classes", type=int, default=1000, help="for --arch models (default 1000)")
-    what.add_argument("--checkpoint", help="comma-separated checkpoints from deepsquare-train, deployed and exported")
-    what.add_argument("--bundle", help="comma-separated folders written by deepsquare-export, timed as they are")
-    what.add_argument(
-        "--add-records",
-        metavar="JSON",
-        help="comma-separated record files measured elsewhere (deepsquare-profile --json), shown in their own table",
-    )
-    how = parser.add_argument_group("how")
-    how.add_argument(
-        "--runtimes",
-        default="onnxruntime,litert",
-        help=f"comma list of {', '.join(timeable_runtimes())} (default onnxruntime,litert)",
-    )
-    offered = "; ".join(f"{fmt.runtime}: {', '.join(fmt.precisions)}" for fmt in FORMATS.values() if fmt.runs_here())
-    how.add_argument(
-        "--precisions",
-        default="fp32",
-        help=f"comma list of precisions exported and timed side by side ({offered}; a runtime "
-        "skips one its format lacks; default fp32)",
-    )
-    how.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
-    how.add_argument("--runs", type=int, default=30, help="timed rounds per model (default 30)")
-    how.add_argument(
-        "--time-budget",
-        type=float,
-        metavar="SECONDS",
-        help="instead of --runs: time rounds for this long per (arch, runtime, threads) cell",
-    )
-    how.add_argument("--warmup", type=int, default=5, help="untimed rounds after each block's new sessions (default 5)")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    if args.runs < 2 or args.warmup < 0 or args.input_size < 8:
-        parser.error("--runs must be >= 2, --warmup >= 0, --input-size >= 8")
-    if args.time_budget is not None and not args.time_budget > 0:
-        parser.error("--time-budget must be a positive number of seconds")
-    try:
-        prepare_out(args.out)
-        result = run_bench(args, progress=not args.quiet)
-    except (ValueError, DeployError, ConverterMissing, RuntimeUnavailable, ExportError) as exc:
-        print(f"deepsquare-bench: error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
-        return 1
+def run_bench_and_write(args: argparse.Namespace) -> dict[str, Any]:
+    """Check, time, write bench.json / bench.md / bench.png into ``args.out``; the result (``deepsquare.bench``)."""
+    prepare_out(args.out)
+    result = run_bench(args, progress=not args.quiet)
     write_outputs(result, args.out)
-    print(markdown_table(result))
-    print(f"report: {args.out / 'bench.md'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return result

@@ -1,7 +1,4 @@
-"""Benchmark: the cost of a DSoP training step as a ratio to the plain step.
-
-    deepsquare-bench-dsop [--arch shufflenetv2_x0_5] [--variant sp+ss+sex]
-                          [--stages stage2,stage3,stage4] [--batch 64] [--input-size 32]
+"""``deepsquare bench dsop``: the cost of a DSoP training step as a ratio to the plain step.
 
 Times one forward+backward+SGD step of the model with and without DSoP branches
 (same backbone, same batch) with the project's one timing protocol (deepsquare.runtime.timing:
@@ -36,24 +33,14 @@ def make_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor
     return step
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", default="shufflenetv2_x0_5")
-    parser.add_argument("--variant", default="sp+ss+sex")
-    parser.add_argument("--stages", default="stage2,stage3,stage4", help="stages with a DSoP branch")
-    parser.add_argument("--dim", type=int, default=64, help="DSoP reduced channels d (default 64)")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--input-size", type=int, default=32)
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=2)
-    args = parser.parse_args(argv)
-    if min(args.batch, args.runs, args.dim) < 1 or args.warmup < 0 or args.input_size < 8:
-        parser.error("--batch, --runs and --dim must be >= 1, --warmup >= 0, --input-size >= 8")
+def report(args: argparse.Namespace) -> int:
+    """Time both steps as ``args`` asks (``deepsquare bench dsop``) and print the table."""
+    torch.set_num_threads(args.threads[0])
     stem = "cifar" if args.input_size <= 64 else "imagenet"
-    dsop = DSoPSpec(tuple(s.strip() for s in args.stages.split(",") if s.strip()), dim=args.dim)
+    dsop = DSoPSpec(tuple(s.strip() for s in args.dsop.split(",") if s.strip()), dim=args.dsop_dim)
     torch.manual_seed(0)
-    images = torch.randn(args.batch, 3, args.input_size, args.input_size)
-    labels = torch.randint(0, 10, (args.batch,))
+    images = torch.randn(args.batch_size, 3, args.input_size, args.input_size)
+    labels = torch.randint(0, 10, (args.batch_size,))
     models = {
         "plain": build_model(args.arch, args.variant, 10, stem=stem),
         "dsop": build_model(args.arch, args.variant, 10, stem=stem, dsop=dsop),
@@ -64,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     timing = time_interleaved(openers, TimingPlan(runs=args.runs, warmup=args.warmup))
     times = {name: [ms / 1e3 for ms in t] for name, t in zip(steps, timing.times_ms, strict=True)}
     print(
-        f"{args.arch} {args.variant}, batch {args.batch} at {args.input_size}px, DSoP on {','.join(dsop.stages)} "
+        f"{args.arch} {args.variant}, batch {args.batch_size} at {args.input_size}px, DSoP on {','.join(dsop.stages)} "
         f"(d={dsop.dim}), {args.runs} runs, {torch.get_num_threads()} threads"
     )
     print(f"{'model':<7} {'params':>10} {'median ms':>10} {'min ms':>9}")
@@ -75,7 +62,4 @@ def main(argv: list[str] | None = None) -> None:
     ratio, low, high = ratio_interval(timing.times_ms[1], timing.times_ms[0])
     print(f"paired per-round ratio: geometric mean {ratio:.2f}, 95% interval {low:.2f}-{high:.2f}")
     print(f"DSoP step / plain step: {medians['dsop'] / medians['plain']:.2f}x")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

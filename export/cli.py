@@ -1,8 +1,9 @@
-"""``deepsquare-export model.ckpt --to onnx|coreml|tflite|executorch|all``: deploy, convert, verify.
+"""``deepsquare export CHECKPOINT --to onnx|coreml|tflite|executorch|all``: deploy, convert, verify.
 
 Examples:
-  deepsquare-export runs/sq/model.ckpt --to all --out runs/sq/export
-  deepsquare-export runs/sq/model.ckpt --to onnx,tflite --precision int8 --calib synthetic
+  deepsquare export runs/sq/model.ckpt --to all --out runs/sq/export
+  deepsquare export runs/sq/model.ckpt --to onnx,tflite --precision int8 --calib synthetic
+  deepsquare-export runs/sq/model.ckpt --to onnx          # the same command under its short alias
 
 The deploy transform (DSoP branches stripped, Square-Softmin folded into the FC, BatchNorm
 fused, dropout removed) is checked against the training model first. Each format is then
@@ -14,6 +15,7 @@ Core ML cannot predict on Linux: there its program's structure is validated, fp1
 with the deploy model rounded to float16, and the report says numeric parity was not run.
 Outputs: model.onnx, model.mlpackage, model.tflite, model.pte, model.json (metadata the apps
 read), export_report.json. Exit status 1 when any format fails, naming it and by how much.
+Python: deepsquare.export(checkpoint, to=[...], out=...).
 """
 
 from __future__ import annotations
@@ -23,73 +25,72 @@ import sys
 import traceback
 from pathlib import Path
 
-from deepsquare.runtime.formats import FORMATS, all_precisions
+from deepsquare.runtime.options import UsageError, add_formats, add_jobs, add_out, add_precision, add_verbosity
 
-PROG = "deepsquare-export"
+PROG = "deepsquare export"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("checkpoint", type=Path, help="a checkpoint written by deepsquare-train")
-    parser.add_argument("--to", default="all", help=f"{', '.join(FORMATS)}, a comma list, or all (default all)")
-    parser.add_argument("--out", type=Path, help="output folder (default: CHECKPOINT_DIR/export)")
-    offered = "; ".join(f"{name}: {', '.join(fmt.precisions)}" for name, fmt in FORMATS.items())
-    parser.add_argument(
-        "--precision",
-        choices=all_precisions(),
-        help=f"applied to each format that offers it ({offered}; the first is the format's "
-        "default, used when this is not given)",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a model.ckpt written by deepsquare train")
+    add_formats(parser, default="all", help="formats to export")
+    add_out(parser, default=None, help="bundle folder (default: CHECKPOINT_DIR/export)")
+    add_precision(parser, help="one precision, applied to each format that offers it")
     parser.add_argument("--calib", help="--data spec of int8 calibration images (default: the checkpoint's data)")
-    parser.add_argument("--samples", type=int, default=32, help="real images in the parity check (default 32)")
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=0,
-        help="formats converted at once, each in its own process (default 0: one per CPU core; "
-        "1: one after another in this process)",
-    )
-    parser.add_argument("--verbose", action="store_true", help="show the converters' own output")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    return parser
+    parser.add_argument("--samples", type=int, default=32, help="real images in the parity check")
+    add_jobs(parser, help="formats converted at once, each in its own process")
+    add_verbosity(parser)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    out = args.out or args.checkpoint.parent / "export"
+def run(args: argparse.Namespace) -> int:
+    if args.precision is not None and len(args.precision) > 1:
+        raise UsageError(
+            f"--precision takes one value in export (a bundle holds one file per format), got "
+            f"{','.join(args.precision)}: export each precision into its own --out"
+        )
     # Imported after parsing: --help and bad flags answer without loading torch.
     from deepsquare.train.checkpoint import CheckpointError
     from deepsquare.train.data import DataError
 
+    from .api import ExportFailed, export
     from .converters import ConverterMissing
     from .deploy import DeployError
-    from .pipeline import ExportError, ExportRequest, parse_formats, run_export
+    from .pipeline import ExportError
 
+    out = args.out or args.checkpoint.parent / "export"
     try:
-        request = ExportRequest(
+        result = export(
             args.checkpoint,
-            parse_formats(args.to),
-            out,
-            args.precision,
-            args.calib,
-            args.samples,
-            args.verbose,
-            args.jobs,
+            to=args.to,
+            out=out,
+            precision=args.precision[0] if args.precision else None,
+            calib=args.calib,
+            samples=args.samples,
+            jobs=args.jobs,
+            verbose=args.verbose,
+            log=None if args.quiet else print,
         )
-        ok, report = run_export(request)
+    except ExportFailed as exc:
+        print(f"report: {out / 'export_report.json'} ({exc.result.report['wall_s']} s)")
+        print(f"{PROG}: error: parity failed for {', '.join(exc.result.failed)}", file=sys.stderr)
+        return 1
     except (ExportError, CheckpointError, ConverterMissing, DeployError, DataError) as exc:
-        if args.debug:
+        if args.verbose:
             traceback.print_exc()
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
-    print(f"report: {out / 'export_report.json'} ({report['wall_s']} s)")
-    if not ok:
-        failed = [f for f, r in report["formats"].items() if not r["passed"]]
-        print(f"{PROG}: error: parity failed for {', '.join(failed)}", file=sys.stderr)
-        return 1
+    print(f"report: {out / 'export_report.json'} ({result.report['wall_s']} s)")
     return 0
+
+
+def alias_main(argv: list[str] | None = None) -> int:
+    """``deepsquare-export ...``: the one kept alias, the same as ``deepsquare export ...``."""
+    from .commands import run_command
+
+    return run_command(["export", *(sys.argv[1:] if argv is None else argv)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    return alias_main(argv)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,4 @@
-"""The main job: ``deepsquare-demo`` (the README's first command).
-
-On the built-in synthetic data it trains ShuffleNetV2 x0.5 as ``gap``, ``se`` and
-``sp+ss+sex`` with DSoP branches, all with one dropout, exports each to ONNX, Core ML and TFLite
-through the parity gate, checks the zoo's parameter counts against torchvision's, times iSQRT-COV
-against an eigh square root, and writes ``report.md`` + ``report.json`` side by side:
-accuracy (val, and the held-out test split with each variant's difference to gap paired over the
-test images), parity, file sizes, and the 224x224 latency of gap, se and sp+ss+sex in ONNX
-Runtime and LiteRT (interleaved, as ratios to gap).
-"""
+"""The main job behind ``deepsquare demo``: train, export, benchmark, one report (see ``demo_cli``)."""
 
 from __future__ import annotations
 
@@ -31,34 +22,21 @@ from deepsquare.train.checkpoint import Checkpoint
 from deepsquare.train.data import DataError, load_data
 from deepsquare.train.stats import paired_difference
 from deepsquare.train.trainer import TrainConfig, TrainingError, top1_correct, train
-from deepsquare.train.zoo_table import markdown_table, parameter_rows
+from deepsquare.train.zoo_table import TORCHVISION_COUNTS, markdown_table, parameter_rows
 
 from . import bench
 from .bench_isqrt import run as time_isqrt
 from .pipeline import ExportError, ExportRequest, prepare_out, run_export
 
-TORCHVISION_COUNTS = {
-    "resnet18": 11_689_512,
-    "resnet34": 21_797_672,
-    "resnet50": 25_557_032,
-    "shufflenetv2_x0_5": 1_366_792,
-    "shufflenetv2_x1_0": 2_278_604,
-    "shufflenetv2_x1_5": 3_503_624,
-    "shufflenetv2_x2_0": 7_393_996,
-}
 ARCH = "shufflenetv2_x0_5"
 TIMED_RUNTIMES = tuple(fmt.runtime for fmt in FORMATS.values() if fmt.runs_here())
 # (run name, variant, DSoP stages)
 RUNS = (("gap", "gap", ()), ("se", "se", ()), ("sp+ss+sex+dsop", "sp+ss+sex", ("stage2", "stage3", "stage4")))
 BASELINE = "gap"
-# One dropout for every variant, so the comparison is at equal regularisation: the trainer's and
-# deepsquare-ablate's default, 0, so this report and an ablation sweep measure one recipe, and the plain
-# baseline stays as torchvision's ShuffleNetV2 is (no dropout).
-DROPOUT = 0.0
 
 
 def log(message: str) -> None:
-    print(f"[deepsquare-demo] {message}", flush=True)
+    print(f"[deepsquare demo] {message}", flush=True)
 
 
 def train_and_export(name: str, variant: str, stages: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
@@ -145,7 +123,7 @@ def benchmark(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
             trained.append(bench.bundle_model(args.out / run["name"] / "export", formats, name=run["name"]))
         else:
             log(f"    {run['name']}: not timed, its export failed")
-    plan = LatencyPlan(runs=args.bench_runs, warmup=5, runtimes=TIMED_RUNTIMES, threads=(1,))
+    plan = LatencyPlan(runs=args.runs, warmup=args.warmup, runtimes=TIMED_RUNTIMES, threads=(1,))
     with tempfile.TemporaryDirectory(prefix="deepsquare-demo-") as tmp:
         imagenet = [
             bench.random_variant(ARCH, variant, 224, 1000, Path(tmp) / variant, formats)
@@ -212,7 +190,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Top-1 of the final model of each run. *vs gap*: paired over {held_out}, per image correct under the "
         "variant minus correct under gap; mean in points with a 95% interval (normal approximation over the "
         "per-image differences); *ns* when it contains 0. With one seed this interval covers test-sampling noise "
-        "only, not seed-to-seed variation: `deepsquare-ablate --seeds 5` measures that.",
+        "only, not seed-to-seed variation: `deepsquare ablate --seeds 5` measures that.",
     ]
     lines += [
         "",
@@ -220,7 +198,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         latency_table(report["latency"]),
         "Core ML latency is not measured here: Core ML predicts on macOS only "
-        "(there: `deepsquare-profile ios model.mlpackage`). Phones: `deepsquare-profile android`.",
+        "(there: `deepsquare profile ios model.mlpackage`). Phones: `deepsquare profile android`.",
     ]
     lines += [
         "",
@@ -237,28 +215,12 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="report folder (default runs/demo)")
-    parser.add_argument("--data", default="synthetic", help="training data (default: the built-in synthetic set)")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs per model (default 5)")
-    parser.add_argument("--lr", type=float, default=0.1, help="peak learning rate (default 0.1: short runs)")
-    parser.add_argument("--bench-runs", type=int, default=30, help="timed rounds per model (default 30)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--dropout",
-        type=float,
-        default=DROPOUT,
-        help=f"dropout before the FC, the same for every variant (default {DROPOUT})",
-    )
-    args = parser.parse_args(argv)
-    if not 0 <= args.dropout < 1:
-        print(f"deepsquare-demo: error: --dropout must be in [0, 1), got {args.dropout}", file=sys.stderr)
-        return 2
+def run_demo(args: argparse.Namespace) -> int:
+    """The main job with ``deepsquare demo``'s flags (checked by ``deepsquare.export.demo_cli``)."""
     try:
         prepare_out(args.out)
     except ExportError as exc:
-        print(f"deepsquare-demo: {exc}", file=sys.stderr)
+        print(f"deepsquare demo: error: {exc}", file=sys.stderr)
         return 2
     started = time.perf_counter()
     log("1/4 parameter counts of every arch x variant against torchvision's")
@@ -271,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, variant, stages in RUNS:
             runs.append(train_and_export(name, variant, stages, args))
     except (TrainingError, DataError, ValueError) as exc:
-        print(f"deepsquare-demo: {exc}", file=sys.stderr)
+        print(f"deepsquare demo: error: {exc}", file=sys.stderr)
         return 1
     paired_to_baseline(runs)
     log(
@@ -312,7 +274,3 @@ def main(argv: list[str] | None = None) -> int:
     log(f"done in {report['wall_s']} s, {'all checks passed' if ok else 'SOME CHECKS FAILED'}")
     print(f"report: {(args.out / 'report.md').resolve()}")
     return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

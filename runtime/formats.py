@@ -10,6 +10,7 @@ in ``deepsquare.export.converters``. Adding a format = one row here, one runner 
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import platform
 import sys
@@ -133,3 +134,20 @@ def all_precisions() -> list[str]:
 
 def runtime_names() -> list[str]:
     return [fmt.runtime for fmt in FORMATS.values()]
+
+
+def parse_format_names(text: str) -> list[str]:
+    """``--to``: ``"onnx,tflite"`` or ``"all"`` -> format names, in the order given; ValueError naming the bad one."""
+    names = list(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    if names == ["all"]:
+        return list(FORMATS)
+    if "all" in names:
+        raise ValueError(f"--to all already means {', '.join(FORMATS)}; give 'all' alone or a list of formats")
+    for name in names:
+        if name not in FORMATS:
+            close = difflib.get_close_matches(name, [*FORMATS, "all"], n=1, cutoff=0.4)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown format {name!r}{hint}; valid: {', '.join(FORMATS)}, all")
+    if not names:
+        raise ValueError(f"--to needs a format: {', '.join(FORMATS)}, all")
+    return names

@@ -25,7 +25,7 @@ from .probe import crash_reason
 from .quiet import quiet
 from .records import BenchRecord, record_from_times, this_machine
 from .runners import open_model
-from .timing import Opener, TimingPlan, progress_total, ratio_interval, time_interleaved
+from .timing import Opener, Timing, TimingPlan, progress_total, ratio_interval, time_interleaved
 
 BAR_FORMAT = "{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}]{postfix}"
 
@@ -171,6 +171,80 @@ def openable(
     return kept, skipped
 
 
+def cell_results(
+    group: list[BenchModel],
+    timing: Timing,
+    arch: str,
+    size: int,
+    runtime: str,
+    threads: int,
+    plan: LatencyPlan,
+    machine: dict[str, Any],
+) -> tuple[list[BenchRecord], list[dict[str, Any]]]:
+    """The records and the ratio rows of one timed cell (an arch and input size, in one runtime and thread count):
+    each model against the group's baseline at its precision, and a quantized file against its own fp32 file."""
+    fmt = by_runtime(runtime).name
+    precisions = [m.precision_of(fmt) for m in group]
+    records: list[BenchRecord] = []
+    ratios: list[dict[str, Any]] = []
+    for i, m in enumerate(group):
+        size_kb = m.size_kb(fmt)
+        extra = {
+            "batch": 1,
+            "input_size": size,
+            "format": fmt,
+            "precision": precisions[i],
+            "size_kb": size_kb,
+            "params": m.params,
+            "macs": m.macs,
+            "elementwise": m.elementwise,
+            "source": m.source,
+            "name": m.name,
+            "order": "interleaved, rotating every round, sessions re-created per block",
+            **RUNTIME_SETTINGS.get(runtime, {}),
+            **m.extra,
+        }
+        record = record_from_times(
+            timing.times_ms[i],
+            model=arch,
+            variant=m.variant,
+            runtime=runtime,
+            threads=threads,
+            warmup=plan.warmup,
+            init_ms=timing.init_ms[i],
+            machine=machine,
+            extra=extra,
+        )
+        records.append(record)
+        base = baseline_index(group, precisions, precisions[i])
+        ratio, low, high = ratio_interval(timing.times_ms[i], timing.times_ms[base])
+        fp32 = fp32_index(group, precisions, i)
+        vs_fp32 = list(ratio_interval(timing.times_ms[i], timing.times_ms[fp32])) if fp32 is not None else None
+        ratios.append(
+            {
+                "arch": arch,
+                "input_size": size,
+                "name": m.name,
+                "variant": m.variant,
+                "runtime": runtime,
+                "threads": threads,
+                "runs": timing.rounds,
+                "p50_ms": record.p50_ms,
+                "ratio": ratio,
+                "ci95": [low, high],
+                "baseline": group[base].name,
+                "params": m.params,
+                "macs": m.macs,
+                "elementwise": m.elementwise,
+                "size_kb": size_kb,
+                "source": m.source,
+                "precision": precisions[i],
+                "vs_fp32": vs_fp32,
+            }
+        )
+    return records, ratios
+
+
 def time_models(models: list[BenchModel], plan: LatencyPlan, progress: bool = True) -> dict[str, Any]:
     """Time every model in every runtime and thread count, interleaved within each (arch, size); a file the
     runtime cannot open is left out with its reason (``skipped``)."""
@@ -197,7 +271,6 @@ def time_models(models: list[BenchModel], plan: LatencyPlan, progress: bool = Tr
     ratios: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     for (arch, size), runtime, t in grid:
-        fmt = by_runtime(runtime).name
         bar.set_postfix_str(f"{arch} {runtime} {t}t")
         x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
         group, refused = openable(cells[((arch, size), runtime)], runtime, t, x)
@@ -205,62 +278,9 @@ def time_models(models: list[BenchModel], plan: LatencyPlan, progress: bool = Tr
         if not group:
             continue
         timing = time_interleaved([runner_opener(m, runtime, t, x) for m in group], plan, bar.update)
-        precisions = [m.precision_of(fmt) for m in group]
-        for i, m in enumerate(group):
-            size_kb = m.size_kb(fmt)
-            extra = {
-                "batch": 1,
-                "input_size": size,
-                "format": fmt,
-                "precision": precisions[i],
-                "size_kb": size_kb,
-                "params": m.params,
-                "macs": m.macs,
-                "elementwise": m.elementwise,
-                "source": m.source,
-                "name": m.name,
-                "order": "interleaved, rotating every round, sessions re-created per block",
-                **RUNTIME_SETTINGS.get(runtime, {}),
-                **m.extra,
-            }
-            record = record_from_times(
-                timing.times_ms[i],
-                model=arch,
-                variant=m.variant,
-                runtime=runtime,
-                threads=t,
-                warmup=plan.warmup,
-                init_ms=timing.init_ms[i],
-                machine=machine,
-                extra=extra,
-            )
-            records.append(record)
-            base = baseline_index(group, precisions, precisions[i])
-            ratio, low, high = ratio_interval(timing.times_ms[i], timing.times_ms[base])
-            fp32 = fp32_index(group, precisions, i)
-            vs_fp32 = list(ratio_interval(timing.times_ms[i], timing.times_ms[fp32])) if fp32 is not None else None
-            ratios.append(
-                {
-                    "arch": arch,
-                    "input_size": size,
-                    "name": m.name,
-                    "variant": m.variant,
-                    "runtime": runtime,
-                    "threads": t,
-                    "runs": timing.rounds,
-                    "p50_ms": record.p50_ms,
-                    "ratio": ratio,
-                    "ci95": [low, high],
-                    "baseline": group[base].name,
-                    "params": m.params,
-                    "macs": m.macs,
-                    "elementwise": m.elementwise,
-                    "size_kb": size_kb,
-                    "source": m.source,
-                    "precision": precisions[i],
-                    "vs_fp32": vs_fp32,
-                }
-            )
+        cell_records, cell_ratios = cell_results(group, timing, arch, size, runtime, t, plan, machine)
+        records += cell_records
+        ratios += cell_ratios
     bar.close()
     budget = plan.time_budget_s
     return {

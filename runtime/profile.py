@@ -1,12 +1,15 @@
-"""``deepsquare-profile``: latency on a device, in the same records as the local benchmark.
+"""``deepsquare profile android|ios|parse``: latency on a device, in the same records as the local benchmark.
 
-  deepsquare-profile android model.tflite --benchmark-binary ./benchmark_model [--threads 4] [--gpu]
-  deepsquare-profile ios model.mlpackage            # macOS: Core ML through coremltools
-  deepsquare-profile parse output.txt --model m.tflite   # a saved benchmark_model output
+Examples:
+  deepsquare profile android model.tflite --benchmark-binary ./benchmark_model --threads 4 --out runs/phone
+  deepsquare profile ios model.mlpackage --out runs/mac          # macOS: Core ML through coremltools
+  deepsquare profile parse output.txt --model m.tflite           # a saved benchmark_model output
 
 Android: pushes the model and TFLite's ``benchmark_model`` binary (give its path: it cannot
 be downloaded here) with adb, runs it, and parses its output into a record
 (``runtime=tflite-benchmark_model``). Without adb or without a device it says which is missing.
+Records print as JSON; with --out they are also added to OUT/records.json, which
+``deepsquare bench --add-records OUT/records.json`` shows beside the local table.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from .benchmark_model import BenchmarkOutputError, parse_benchmark_output
 from .files import write_text_atomically
+from .options import add_out, add_rounds, add_threads, add_verbosity, one_value
 from .records import BenchRecord, dump_records, record_from_times
 from .timing import TimingPlan, time_interleaved
 
@@ -48,7 +52,15 @@ def attached_devices() -> list[str]:
 
 
 def profile_android(
-    model: Path, binary: Path, threads: int, use_gpu: bool, use_xnnpack: bool, serial: str | None, runs: int
+    model: Path,
+    binary: Path,
+    *,
+    threads: int,
+    use_gpu: bool,
+    use_xnnpack: bool,
+    serial: str | None,
+    runs: int,
+    warmup: int,
 ) -> BenchRecord:
     devices = attached_devices()
     if not devices:
@@ -72,6 +84,7 @@ def profile_android(
         f"--use_gpu={str(use_gpu).lower()}",
         f"--use_xnnpack={str(use_xnnpack).lower()}",
         f"--num_runs={runs}",
+        f"--warmup_runs={warmup}",
         serial=serial,
     )
     model_name = adb("shell", "getprop", "ro.product.model", serial=serial).strip()
@@ -95,7 +108,7 @@ def parse_compute_units(text: str) -> list[str]:
 
 
 def profile_coreml(package: Path, compute_units: list[str], runs: int, warmup: int = 5) -> list[BenchRecord]:
-    """Time one .mlpackage under each compute-unit setting with the protocol of deepsquare-bench."""
+    """Time one .mlpackage under each compute-unit setting with the protocol of deepsquare bench."""
     if platform.system() != "Darwin":
         raise ProfileError(f"Core ML timing needs macOS (coremltools cannot predict on {platform.system()})")
     if not package.exists():
@@ -143,61 +156,116 @@ def _variant_of(model: Path) -> str:
     return "unknown"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="deepsquare-profile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+RECORDS = "records.json"  # in --out: the JSON list of records the profile commands add to
+
+ANDROID_DOC = """``deepsquare profile android MODEL``: TFLite's benchmark_model on an attached Android device (adb).
+
+Example:
+  deepsquare profile android runs/sq/export/model.tflite --benchmark-binary ./benchmark_model --threads 4
+
+The binary is built for the phone's ABI from TensorFlow's sources or taken from its nightly builds (nothing
+is downloaded here). Records go to stdout and, with --out, to OUT/records.json.
+"""
+
+IOS_DOC = """``deepsquare profile ios MODEL``: a .mlpackage timed through Core ML on this Mac (macOS only).
+
+Example:
+  deepsquare profile ios runs/sq/export/model.mlpackage --compute-units CPU_ONLY,ALL --out runs/mac
+"""
+
+PARSE_DOC = """``deepsquare profile parse OUTPUT``: a saved benchmark_model output -> a benchmark record.
+
+Example:
+  deepsquare profile parse phone-log.txt --model model.tflite --variant sp+sex --out runs/phone
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``deepsquare profile`` itself takes no flags: one of its sub-subcommands does the work."""
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    add_out(parser, default=None, help="also add the records to OUT/records.json")
+    add_verbosity(parser)
+
+
+def add_android_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, metavar="MODEL", help="a .tflite file (of a bundle)")
+    parser.add_argument(
+        "--benchmark-binary", type=Path, required=True, help="TFLite's benchmark_model built for the device"
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", type=Path, help="also append the record to this JSON list")
-    sub = parser.add_subparsers(dest="target", required=True)
-    android = sub.add_parser("android", parents=[common], help="run TFLite's benchmark_model on an attached device")
-    android.add_argument("model", type=Path)
-    android.add_argument("--benchmark-binary", type=Path, required=True, help="benchmark_model built for the device")
-    android.add_argument("--threads", type=int, default=4)
-    android.add_argument("--gpu", action="store_true", help="--use_gpu=true")
-    android.add_argument("--no-xnnpack", action="store_true", help="--use_xnnpack=false")
-    android.add_argument("--serial", help="adb serial when several devices are attached")
-    android.add_argument("--runs", type=int, default=50)
-    ios = sub.add_parser("ios", parents=[common], help="time a .mlpackage through Core ML (macOS)")
-    ios.add_argument("model", type=Path)
-    ios.add_argument(
+    add_threads(parser, help="--num_threads of benchmark_model")
+    parser.add_argument("--gpu", action="store_true", help="--use_gpu=true")
+    parser.add_argument("--no-xnnpack", action="store_true", help="--use_xnnpack=false")
+    parser.add_argument("--serial", help="adb serial when several devices are attached")
+    add_rounds(parser)
+    _add_common(parser)
+
+
+def add_ios_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, metavar="MODEL", help="a .mlpackage (of a bundle)")
+    parser.add_argument(
         "--compute-units",
         default=",".join(COMPUTE_UNITS),
         help=f"comma-separated, timed interleaved (default {','.join(COMPUTE_UNITS)})",
     )
-    ios.add_argument("--runs", type=int, default=50)
-    parse = sub.add_parser("parse", parents=[common], help="turn a saved benchmark_model output into a record")
-    parse.add_argument("output", type=Path)
-    parse.add_argument("--model", default="model.tflite")
-    parse.add_argument("--variant", default="unknown")
-    parse.add_argument("--machine", default="device")
-    args = parser.parse_args(argv)
+    add_rounds(parser)
+    _add_common(parser)
+
+
+def add_parse_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("output", type=Path, metavar="OUTPUT", help="a text log of benchmark_model")
+    parser.add_argument("--model", default="model.tflite", help="the model file name the log is of")
+    parser.add_argument("--variant", default="unknown", help="its variant")
+    parser.add_argument("--machine", default="device", help="the device it ran on")
+    _add_common(parser)
+
+
+def run_android(args: argparse.Namespace) -> int:
+    threads = one_value("--threads", args.threads)
+    return _finish(
+        args,
+        lambda: [
+            profile_android(
+                args.model,
+                args.benchmark_binary,
+                threads=threads,
+                use_gpu=args.gpu,
+                use_xnnpack=not args.no_xnnpack,
+                serial=args.serial,
+                runs=args.runs,
+                warmup=args.warmup,
+            )
+        ],
+    )
+
+
+def run_ios(args: argparse.Namespace) -> int:
+    return _finish(
+        args, lambda: profile_coreml(args.model, parse_compute_units(args.compute_units), args.runs, args.warmup)
+    )
+
+
+def run_parse(args: argparse.Namespace) -> int:
+    return _finish(
+        args,
+        lambda: [
+            parse_benchmark_output(read_output(args.output)).record(
+                model=args.model, variant=args.variant, machine=args.machine
+            )
+        ],
+    )
+
+
+def _finish(args: argparse.Namespace, measure) -> int:
+    """Check the flags, measure, add the records to OUT/records.json, print them."""
     try:
         check_arguments(args)
-        if args.target == "android":
-            records = [
-                profile_android(
-                    args.model,
-                    args.benchmark_binary,
-                    args.threads,
-                    args.gpu,
-                    not args.no_xnnpack,
-                    args.serial,
-                    args.runs,
-                )
-            ]
-        elif args.target == "ios":
-            records = profile_coreml(args.model, parse_compute_units(args.compute_units), args.runs)
-        else:
-            records = [
-                parse_benchmark_output(read_output(args.output)).record(
-                    model=args.model, variant=args.variant, machine=args.machine
-                )
-            ]
-        if args.json:
-            append_records(args.json, records)
+        records = measure()
+        if args.out is not None:
+            append_records(args.out / RECORDS, records)
     except (ProfileError, BenchmarkOutputError, subprocess.TimeoutExpired) as exc:
-        print(f"deepsquare-profile: {exc}", file=sys.stderr)
+        print(f"deepsquare profile: error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps([r.to_dict() for r in records] if len(records) > 1 else records[0].to_dict(), indent=2))
     return 0
@@ -205,14 +273,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Refuse what would fail after minutes of profiling, before any of it."""
-    if args.json is not None and args.json.is_dir():
-        raise ProfileError(f"--json {args.json} is a folder; give a file name (a JSON list of records)")
-    if args.json is not None and not args.json.parent.is_dir():
-        raise ProfileError(f"--json {args.json}: the folder {args.json.parent} does not exist")
-    if getattr(args, "runs", 1) < 1:
-        raise ProfileError(f"--runs must be >= 1, got {args.runs}")
-    if getattr(args, "threads", 1) < 1 or getattr(args, "threads", 1) > 256:
-        raise ProfileError(f"--threads must be in 1..256, got {args.threads}")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ProfileError(f"--out {args.out} is a file; give a folder (the records go to OUT/{RECORDS})")
+    if args.out is not None:
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProfileError(f"cannot create --out {args.out}: {exc.strerror or exc}") from exc
+    if getattr(args, "runs", 1) < 1 or getattr(args, "warmup", 0) < 0:
+        raise ProfileError(f"--runs must be >= 1 and --warmup >= 0, got {args.runs} and {args.warmup}")
+    for threads in getattr(args, "threads", [1]):
+        if not 1 <= threads <= 256:
+            raise ProfileError(f"--threads must be in 1..256, got {threads}")
 
 
 def read_output(path: Path) -> str:
@@ -232,14 +304,10 @@ def append_records(path: Path, records: list[BenchRecord]) -> None:
     """Add records to a JSON list of records; the file is replaced whole, never half-written."""
     existing: list[BenchRecord] = []
     if path.is_dir():
-        raise ProfileError(f"--json {path} is a folder; give a file name (a JSON list of records)")
+        raise ProfileError(f"{path} is a folder; give a file name (a JSON list of records)")
     if path.is_file():
         try:
             existing = [BenchRecord.from_dict(r) for r in json.loads(path.read_bytes().decode("utf-8"))]
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError, AttributeError) as exc:
             raise ProfileError(f"{path} is not a JSON list of benchmark records ({exc}); not touching it") from exc
     write_text_atomically(path, dump_records(existing + records))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,19 +1,6 @@
-"""deepsquare-web: serve the browser demo (apps/web) with exported bundles, or time them headless.
+"""The web app's server and headless browser driver behind ``deepsquare serve`` (no torch here).
 
-    deepsquare-web runs/sq/export                       # serves http://127.0.0.1:8000/, prints the URL
-    deepsquare-web runs/gap/export runs/sq/export --headless-bench --runs 100 --out runs/web
-
-The page classifies photos (file picker, drag-and-drop, paste, camera) with ONNX Runtime Web and
-LiteRT.js side by side and benchmarks them. The server sends the cross-origin isolation headers
-(COOP/COEP) that WebAssembly threads need, serves every script and .wasm file itself (no CDN:
-the page works offline), and serves only the bundle folders it was given.
-
---headless-bench drives the same page in a headless Chromium (Debian's chromium, through npm's
-playwright-core), times every bundle x {onnxruntime-web, litert.js} with the project's interleaved
-protocol, and writes browser-records.json in the benchmark record schema for
-``deepsquare-bench --add-records``, plus a table of ratios to gap from paired rounds.
-
-Set-up of the page's packages: ``bash apps/web/setup.sh`` (``.ci/setup`` runs it). No torch here.
+What it serves and how the headless bench works: ``deepsquare.runtime.serve`` (the command's help).
 """
 
 from __future__ import annotations
@@ -28,6 +15,7 @@ import sys
 import tempfile
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -38,8 +26,20 @@ from .records import BenchRecord
 from .timing import ratio_interval
 
 WEB_RUNTIMES = {"onnxruntime-web": "onnx", "litert.js": "tflite"}  # record runtime -> bundle format it runs
-# Only these parts of node_modules are served: the two runtimes and LiteRT.js's one dependency.
-VENDORED = ("onnxruntime-web/dist/", "@litertjs/core/dist/", "@litertjs/core/wasm/", "@litertjs/wasm-utils/dist/")
+# The files of node_modules that the page loads, the only ones served, and the only ones a wheel carries (pyproject's
+# [tool.setuptools.package-data] names the same; tests/test_wheel.py checks): index.html's import map, and the
+# WebAssembly that src/runtimes.js points the two runtimes at.
+VENDORED = (
+    "onnxruntime-web/dist/ort.all.bundle.min.mjs",  # the import map's onnxruntime-web (wasm and webgpu backends)
+    "onnxruntime-web/dist/ort-wasm-simd-threaded.jsep.mjs",  # what that bundle loads from wasmPaths; threads' worker
+    "onnxruntime-web/dist/ort-wasm-simd-threaded.jsep.wasm",
+    "@litertjs/core/dist/index.js",
+    "@litertjs/core/wasm/litert_wasm_internal.js",  # loadLiteRt(threads: false) where relaxed SIMD is supported
+    "@litertjs/core/wasm/litert_wasm_internal.wasm",
+    "@litertjs/core/wasm/litert_wasm_compat_internal.js",  # ... and where it is not
+    "@litertjs/core/wasm/litert_wasm_compat_internal.wasm",
+    "@litertjs/wasm-utils/dist/index.js",  # @litertjs/core's one dependency
+)
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 HEADERS = {
     # Cross-origin isolation: SharedArrayBuffer, hence WebAssembly threads, in both runtimes.
@@ -65,19 +65,50 @@ class WebAppError(RuntimeError):
 
 
 def default_app_dir() -> Path:
-    # runtime/web.py -> the repository's apps/web (an editable install links back to the clone)
-    return Path(__file__).resolve().parents[1] / "apps" / "web"
+    """The web app installed with the package, ``deepsquare/webapp``: pyproject maps apps/web there as package data
+    (a wheel holds a copy; the development install links each file back into the clone's apps/web)."""
+    root = resources.files("deepsquare") / "webapp"
+    return root if isinstance(root, Path) else Path(str(root))  # a zipped install has no folder: check_app_dir says so
 
 
 def check_app_dir(app_dir: Path) -> None:
+    """Raises WebAppError naming what is missing (the page, or which runtime files) and how to get it."""
+    installed = app_dir == default_app_dir()
     if not (app_dir / "index.html").is_file():
-        raise WebAppError(f"the web app is not at {app_dir}: run from a clone of the repository or pass --app-dir")
-    missing = [v for v in VENDORED if not (app_dir / "node_modules" / v).is_dir()]
-    if missing:
-        raise WebAppError(
-            f"the page's npm packages are not installed ({app_dir}/node_modules/{missing[0]} "
-            f"is missing): run bash {app_dir}/setup.sh"
+        how = (
+            "this install of deepsquare lacks its web app: reinstall it (from a clone: pip install ., "
+            "or bash .ci/setup for the development install)"
+            if installed
+            else "pass --app-dir a folder holding the page's index.html (a clone's apps/web)"
         )
+        raise WebAppError(f"the web app is not at {app_dir}: {how}")
+    missing = [v for v in VENDORED if not (app_dir / "node_modules" / v).is_file()]
+    if not missing:
+        return
+    what = f"{app_dir / 'node_modules' / missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+    if installed:
+        raise WebAppError(
+            f"this install of deepsquare has no copy of the page's runtimes ({what} missing): it was built from a "
+            "source tree without apps/web/node_modules. In the clone run bash apps/web/setup.sh (needs Node.js 18+ "
+            "and npm), then reinstall (pip install ., or bash .ci/setup for the development install); "
+            "or pass --app-dir CLONE/apps/web"
+        )
+    how = (
+        f"run bash {app_dir / 'setup.sh'}"
+        if (app_dir / "setup.sh").is_file()
+        else "run bash apps/web/setup.sh in a clone"
+    )
+    raise WebAppError(f"the page's npm packages are not installed ({what} missing): {how} (needs Node.js 18+ and npm)")
+
+
+def app_file(app_dir: Path, relative: str) -> Path | None:
+    """``app_dir/relative`` if that file exists and ``relative`` has no ``..``, ``.`` or empty part. Links are
+    followed: the development install links every file of the app into the clone's apps/web."""
+    parts = relative.split("/")
+    if "\x00" in relative or any(part in ("", ".", "..") for part in parts):
+        return None
+    path = app_dir.joinpath(*parts)
+    return path if path.is_file() else None
 
 
 def resolve_inside(root: Path, relative: str) -> Path | None:
@@ -111,7 +142,7 @@ class Site:
     def lookup(self, url_path: str) -> Path | bytes | None:
         path = unquote(urlsplit(url_path).path)
         if path in ("/", "/index.html"):
-            return resolve_inside(self.app_dir, "index.html")
+            return app_file(self.app_dir, "index.html")
         if path == "/bundles.json":
             return self.bundles_json()
         if path.startswith("/bundle/"):
@@ -121,11 +152,9 @@ class Site:
             return resolve_inside(self.bundles[int(index)], name)
         if path.startswith("/node_modules/"):
             inner = path[len("/node_modules/") :]
-            if not inner.startswith(VENDORED):
-                return None
-            return resolve_inside(self.app_dir / "node_modules", inner)
+            return app_file(self.app_dir, f"node_modules/{inner}") if inner in VENDORED else None
         if path.startswith("/src/"):
-            return resolve_inside(self.app_dir / "src", path[len("/src/") :])
+            return app_file(self.app_dir, path[1:])
         return None
 
 
@@ -189,6 +218,20 @@ def find_browser(explicit: str | None) -> str | None:
     return next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
 
 
+def find_playwright(app_dir: Path) -> Path | None:
+    """The playwright-core that node gives tools/drive.mjs: the first node_modules/playwright-core above the script's
+    real path (in a clone, apps/web/node_modules; a wheel carries none)."""
+    script = (app_dir / "tools" / "drive.mjs").resolve()
+    return next(
+        (
+            d / "node_modules" / "playwright-core"
+            for d in script.parents
+            if (d / "node_modules" / "playwright-core").is_dir()
+        ),
+        None,
+    )
+
+
 def drive_page(
     url: str,
     out_json: Path,
@@ -205,11 +248,18 @@ def drive_page(
     node = shutil.which("node")
     if node is None:
         raise WebAppError("driving a headless browser needs Node.js (node) on PATH")
-    if not (app_dir / "node_modules" / "playwright-core").is_dir():
-        raise WebAppError(f"playwright-core is not installed in {app_dir}/node_modules: run bash {app_dir}/setup.sh")
+    script = app_dir / "tools" / "drive.mjs"
+    if not script.is_file():
+        raise WebAppError(f"{script} is missing: reinstall deepsquare, or pass --app-dir CLONE/apps/web")
+    if find_playwright(app_dir) is None:
+        raise WebAppError(
+            "--headless-bench drives Chromium through npm's playwright-core, a development tool that this install "
+            f"does not carry (no node_modules/playwright-core above {script.resolve().parent}): run it from a clone "
+            "set up with bash apps/web/setup.sh (its development install, or --app-dir CLONE/apps/web)"
+        )
     command = [
         node,
-        str(app_dir / "tools" / "drive.mjs"),
+        str(script),
         "--url",
         url,
         "--out",
@@ -320,7 +370,7 @@ def headless_bench(args: argparse.Namespace, site: Site) -> int:
     write_text_atomically(args.out / "browser-bench.md", table)
     print(table)
     records_file = args.out / "browser-records.json"
-    print(f"records: {records_file} (show them with deepsquare-bench --add-records {records_file})")
+    print(f"records: {records_file} (show them with deepsquare bench --add-records {records_file})")
     print(f"screenshot: {args.out / 'page.png'}")
     return 0
 
@@ -343,72 +393,3 @@ def check_bundles(folders: list[Path], strict: bool) -> list[str]:
     if strict and problems:
         raise WebAppError(problems[0])
     return problems
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="deepsquare-web", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "bundles",
-        nargs="+",
-        type=Path,
-        metavar="BUNDLE",
-        help="folders written by deepsquare-export (the page opens the first; the benchmark times all)",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    parser.add_argument("--app-dir", type=Path, help="the web app folder (default: apps/web of this clone)")
-    bench = parser.add_argument_group("--headless-bench: time the bundles in a headless Chromium, write records, exit")
-    bench.add_argument("--headless-bench", action="store_true", help="benchmark instead of serving")
-    bench.add_argument("--runs", type=int, default=50, help="timed interleaved rounds (default 50)")
-    bench.add_argument("--warmup", type=int, default=5, help="untimed rounds per block of new sessions (default 5)")
-    bench.add_argument("--threads", type=int, default=1, help="WebAssembly threads per runtime (default 1)")
-    bench.add_argument(
-        "--out",
-        type=Path,
-        default=Path("runs/web"),
-        help="folder for browser-records.json, browser-bench.md, page.png (default runs/web)",
-    )
-    bench.add_argument("--browser", help="Chromium executable (default: chromium on PATH, or $DEEPSQUARE_CHROMIUM)")
-    bench.add_argument("--timeout", type=float, default=1800, help="seconds before the browser is stopped (1800)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--verbose", action="store_true", help="log every request")
-    args = parser.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        parser.error("--port must be in 0..65535")
-    if args.runs < 2 or args.warmup < 0 or not 1 <= args.threads <= 64 or args.timeout <= 0:
-        parser.error("--runs must be >= 2, --warmup >= 0, --threads in 1..64, --timeout > 0")
-    app_dir = args.app_dir or default_app_dir()
-    try:
-        check_app_dir(app_dir)
-        problems = check_bundles(args.bundles, strict=args.headless_bench)
-        site = Site(app_dir, args.bundles)
-        if args.headless_bench:
-            return headless_bench(args, site)
-        for problem in problems:  # served anyway: the page shows the same message
-            print(f"deepsquare-web: warning: {problem}", file=sys.stderr)
-        server = start_server(site, args.host, args.port, args.verbose)
-    except (WebAppError, BundleError, ValueError) as exc:
-        print(f"deepsquare-web: error: {exc}", file=sys.stderr)
-        return 1
-    url = server_url(server)
-    print(f"serving {', '.join(str(b) for b in args.bundles)} at {url}", flush=True)
-    browser = find_browser(None)
-    print(
-        f"open {url} in a browser"
-        + ("" if browser else " (no Chromium found here; any recent browser works)")
-        + "; Ctrl+C stops",
-        flush=True,
-    )
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        print("stopped")
-    finally:
-        server.shutdown()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -70,7 +70,7 @@ def test_no_file_without_the_flag_and_bad_initial_values_are_refused(tmp_path: P
 def test_the_square_modules_start_from_the_configured_values() -> None:
     from deepsquare.train.layers import SquareExcitation
     from deepsquare.train.models import build_from_spec
-    from deepsquare.train.trainer import init_square_modules
+    from deepsquare.train.run_state import init_square_modules
 
     config = TrainConfig(variant="sp+ss+sex", ss_init=0.5, ss_offset=0.75, sex_alpha=0.2)
     model = init_square_modules(build_from_spec(config.resolved().model_spec(10)), config)

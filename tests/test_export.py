@@ -13,7 +13,8 @@ import torch
 from export_helpers import write_checkpoint
 
 from deepsquare.export import cli as export_cli
-from deepsquare.export import pipeline
+from deepsquare.export import jobs as export_jobs
+from deepsquare.export import verify as export_verify
 from deepsquare.export.converters import ImageInputHead
 from deepsquare.export.deploy import DeployError, deploy_transform
 from deepsquare.export.tflite_metadata import tflite_metadata, tflite_op_names
@@ -240,12 +241,12 @@ def test_tflite_input_is_nhwc_and_resnet_has_no_transpose(tmp_path: Path, arch: 
 
 # --- the gate and bad input ---------------------------------------------------------------
 def test_parity_failure_exits_nonzero_and_leaves_no_file(tmp_path: Path, monkeypatch) -> None:
-    real = pipeline.compare
+    real = export_verify.compare
 
     def skewed(fmt, runtime, precision, got, reference):
         return real(fmt, runtime, precision, got * 1.01, reference)  # a 1% error in the runtime
 
-    monkeypatch.setattr(pipeline, "compare", skewed)
+    monkeypatch.setattr(export_verify, "compare", skewed)
     ckpt = write_checkpoint(tmp_path, "vanilla_cnn", "gap")
     out = tmp_path / "out"
     assert export_cli.main([str(ckpt), "--to", "onnx", "--out", str(out)]) == 1
@@ -335,10 +336,10 @@ def test_a_converter_process_that_dies_fails_its_format_only(tmp_path: Path) -> 
     from deepsquare.runtime.bundle import BundleMeta
 
     meta = BundleMeta("vanilla_cnn", "gap", ["a"], 32, [0.5] * 3, [0.2] * 3)
-    job = pipeline.ConvertJob(
+    job = export_jobs.ConvertJob(
         "onnx", DiesWhenUnpickled(), torch.zeros(1, 3, 32, 32), np.zeros((1, 1)), tmp_path, meta, "fp32", None, False
     )
-    [(got, outcome, _)] = list(pipeline.run_jobs([job], workers=2, log=print))
+    [(got, outcome, _)] = list(export_jobs.run_jobs([job], workers=2, log=print))
     assert got is job and not outcome.passed
     assert (
         outcome.reason == "conversion failed: the converter's process died (a crash in native code, or out of memory)"
@@ -346,15 +347,15 @@ def test_a_converter_process_that_dies_fails_its_format_only(tmp_path: Path) -> 
 
 
 def test_a_model_that_cannot_travel_converts_in_process(tmp_path: Path, monkeypatch, capsys) -> None:
-    job = pipeline.ConvertJob(
+    job = export_jobs.ConvertJob(
         "onnx", torch.nn.Identity(), torch.zeros(1), np.zeros(1), tmp_path, None, "fp32", None, False
     )
     job.deployed.kept = lambda: None  # a lambda does not pickle
     converted = []
     monkeypatch.setattr(
-        pipeline, "run_job", lambda job: (converted.append(job), (pipeline.FormatOutcome(True), 0.0))[1]
+        export_jobs, "run_job", lambda job: (converted.append(job), (export_verify.FormatOutcome(True), 0.0))[1]
     )
-    [(_, outcome, _)] = list(pipeline.run_jobs([job], workers=2, log=print))
+    [(_, outcome, _)] = list(export_jobs.run_jobs([job], workers=2, log=print))
     assert converted == [job] and outcome.passed
     assert "cannot send the model to a worker process (AttributeError" in capsys.readouterr().out
 

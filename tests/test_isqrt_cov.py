@@ -1,4 +1,5 @@
-"""iSQRT-COV (SPEC.md): covariance, Newton-Schulz square root, upper-triangle vector.
+"""iSQRT-COV (Towards Faster Training of Global Covariance Pooling Networks by Iterative Matrix Square Root
+Normalization, arXiv:1712.01034): covariance, Newton-Schulz square root, upper-triangle vector.
 
 With trace pre-normalization the normalized eigenvalues of a well-spread d x d matrix are
 about 1/d, and 5 coupled Newton-Schulz steps do not reach them: T = 5 approximates the

@@ -163,7 +163,7 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint_intact(tmp_path: Pa
         data.train.images[::2] = float("inf")  # every batch now holds an inf image
         return data
 
-    monkeypatch.setattr("deepsquare.train.trainer.load_data", poisoned)
+    monkeypatch.setattr("deepsquare.train.run_state.load_data", poisoned)
     message = (
         rf"non-finite loss .* at epoch 2, step 1 .*last good checkpoint {tmp_path / 'last.ckpt'} .epoch 1. is intact"
     )
@@ -441,7 +441,7 @@ def test_an_image_folder_without_test_reports_val_only_and_says_so(tmp_path: Pat
 
 
 def test_unitwise_clip_caps_each_unit_by_its_weight_norm_and_spares_the_classifier() -> None:
-    from deepsquare.train.trainer import clip_unitwise_
+    from deepsquare.train.optim import clip_unitwise_
 
     torch.manual_seed(0)
     conv, fc = torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(4, 2)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from deepsquare.train.checkpoint import Checkpoint
-from deepsquare.train.trainer import lr_at
+from deepsquare.train.optim import lr_at
 
 
 def test_two_process_gloo_run_writes_one_checkpoint(tmp_path: Path) -> None:

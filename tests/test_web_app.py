@@ -45,7 +45,7 @@ def need_node() -> None:
 
 def need_browser() -> str:
     need_node()
-    _need((APP / "node_modules" / "playwright-core").is_dir(), "apps/web packages missing: bash apps/web/setup.sh")
+    _need(web.find_playwright(APP) is not None, "apps/web packages missing: bash apps/web/setup.sh; bash .ci/setup")
     browser = web.find_browser(None)
     _need(browser is not None, "chromium is not installed")
     return browser

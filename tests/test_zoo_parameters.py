@@ -7,16 +7,8 @@ import torch
 
 from deepsquare.train import build_model, count_parameters
 from deepsquare.train.layers import SquareExcitation, SqueezeExcitation
+from deepsquare.train.zoo_table import TORCHVISION_COUNTS
 
-TORCHVISION_COUNTS = {  # SPEC.md, "Reference figures"
-    "resnet18": 11_689_512,
-    "resnet34": 21_797_672,
-    "resnet50": 25_557_032,
-    "shufflenetv2_x0_5": 1_366_792,
-    "shufflenetv2_x1_0": 2_278_604,
-    "shufflenetv2_x1_5": 3_503_624,
-    "shufflenetv2_x2_0": 7_393_996,
-}
 # Main-branch widths that carry a SEx/SE module, block by block (independent of the code).
 RESNET_BLOCK_WIDTHS = {
     "resnet18": [64] * 2 + [128] * 2 + [256] * 2 + [512] * 2,

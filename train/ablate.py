@@ -1,31 +1,6 @@
-"""``deepsquare-ablate``: every variant x seed with one recipe, and what the differences are worth.
+"""The sweep behind ``deepsquare ablate``: plan the grid, train each run in its own process, pair and report.
 
-    deepsquare-ablate --arch vanilla_cnn --variants gap,sp,ss,sp+ss,gem --data digits --seeds 5 --epochs 30 \\
-                      --out runs/ablate
-    deepsquare-ablate --arch shufflenetv2_x0_5 --variants gap,sp+ss+sex --data synthetic \\
-                      --vary dropout=0,0.2 --vary ss-init=1,4 --out runs/recipe
-
-``--vary FLAG=V1,V2,...`` (repeatable) makes a training flag another axis of the grid, like ``--dsop``: the
-first value is the baseline's setting, and a run with another value is named ``arch/variant [flag=value]``,
-so its difference is taken to the baseline trained with the first values, seed by seed. A flag that acts
-on one module only (``ss-*`` on Square-Softmin, ``sex-alpha`` on Square-Excitation) is not varied for a
-variant without that module: it would train the same model again.
-
-Every run gets the same recipe, budget and regularisation (one ``--dropout`` for all variants, 0 unless
-given), and differs only in its variant, its DSoP setting and its seed. The seed fixes the data order,
-the augmentation and the initialisation of the shared layers, so runs with one seed are paired: the
-difference to the baseline (``--baseline``, default gap) is taken seed by seed, and its 95% interval
-(Student's t) says whether a difference was measured at all (an interval that contains 0: not measured).
-
-Runs go in parallel, one torch thread each (``--jobs``, default the CPU count). Each run writes
-``OUT/runs/<name>/seed<k>/result.json`` when it ends; a killed sweep started again skips the runs that
-have one. The accuracy reported, and the differences, are the last epoch's top-1 on the data set's held-out
-test split, which nothing selects on (no best-epoch picking; the trainer evaluates it once, at the end); the
-val top-1 is kept beside it, the split to tune recipes on. A data set without a test split (an image folder
-with no ``test/``) is reported on val, and the tables say so. Writes ``ablation.csv`` (one row per run),
-``ablation.md`` and ``ablation.png``. ``OUT/sweep.json`` holds the recipe; a sweep started again into the same
-``--out`` with another recipe (epochs, data, lr, ...) is refused, so no table mixes two recipes. Variants,
-archs, seeds and axis values may be added to a finished sweep: only the new runs train.
+The command line and what the sweep means are in ``deepsquare.train.ablate_cli``.
 """
 
 from __future__ import annotations
@@ -39,7 +14,6 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -383,81 +357,3 @@ def write_outputs(
     write_text_atomically(args.out / "ablation.md", markdown(rows, args, wall_s, results))
     if any("diff" in r for r in rows):
         plot(rows, args.out / "ablation.png", results)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="deepsquare-ablate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--arch", default="vanilla_cnn", help="comma-separated archs (default vanilla_cnn)")
-    p.add_argument(
-        "--variants", default="gap,sp,ss,sp+ss,gem", help="comma-separated variants (default gap,sp,ss,sp+ss,gem)"
-    )
-    p.add_argument("--baseline", default="gap", help="the variant differences are taken to (default gap)")
-    p.add_argument("--data", default="digits", help="a deepsquare-train --data spec (default digits)")
-    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per variant (default 5; at least 2)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--input-size", type=int, default=32)
-    p.add_argument("--lr", type=float, help="peak learning rate for every run (default: the trainer's)")
-    p.add_argument("--dropout", type=float, default=0.0, help="the same dropout for every variant (default 0)")
-    p.add_argument(
-        "--vary",
-        action="append",
-        default=[],
-        metavar="FLAG=V1,V2",
-        help=f"a training flag as another axis, first value = the baseline's (repeatable): {', '.join(VARY_FLAGS)}",
-    )
-    p.add_argument("--diagnostics", action="store_true", help="every run writes its diagnostics.csv (per step)")
-    p.add_argument("--dsop", default="none", help="DSoP settings as a variant axis: none and/or '+'-joined stages")
-    p.add_argument("--dsop-iterations", default="5", help="comma-separated iSQRT steps T for the DSoP runs (default 5)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs at once (default: the CPU count)")
-    p.add_argument("--out", type=Path, default=Path("runs/ablate"))
-    args = p.parse_args(argv)
-    try:
-        args.dsop_iterations = [int(v) for v in split(args.dsop_iterations)]
-        args.vary = parse_vary(args.vary)
-        for flag, dest in (("dropout", "--dropout"), ("lr", "--lr")):
-            if flag in args.vary and any(a == dest or a.startswith(dest + "=") for a in (argv or sys.argv[1:])):
-                raise ValueError(f"{dest} and --vary {flag} both given; keep one")
-        if args.seeds < 2 or args.jobs < 1:
-            raise ValueError(
-                f"--seeds must be >= 2 (an interval needs two), --jobs >= 1; got {args.seeds}, {args.jobs}"
-            )
-        if args.baseline not in split(args.variants):
-            raise ValueError(f"--baseline {args.baseline!r} is not among --variants")
-        runs = plan(args)
-        args.out.mkdir(parents=True, exist_ok=True)
-        check_recipe(args)
-    except (ValueError, OSError) as exc:
-        print(f"deepsquare-ablate: error: {exc}", file=sys.stderr)
-        return 1
-    from tqdm import tqdm
-
-    started = time.perf_counter()
-    results, failures = [], []
-    with (
-        ThreadPoolExecutor(max_workers=args.jobs) as pool,
-        tqdm(total=len(runs), desc="ablation", unit="run", file=sys.stderr) as bar,
-    ):
-        futures = {pool.submit(execute, run, args): run for run in runs}
-        for future in as_completed(futures):
-            try:
-                results.append(future.result())
-            except RuntimeError as exc:
-                failures.append(str(exc))
-            bar.update()
-    if not results:
-        print(f"deepsquare-ablate: error: every run failed; first: {failures[0]}", file=sys.stderr)
-        return 1
-    rows = summarize(results, args.baseline)
-    write_outputs(results, rows, args, time.perf_counter() - started)
-    print(markdown(rows, args, time.perf_counter() - started, results))
-    for failure in failures:
-        print(f"deepsquare-ablate: {failure}", file=sys.stderr)
-    print(f"report: {args.out / 'ablation.md'}")
-    return 1 if failures else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

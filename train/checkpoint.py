@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from .files import write_atomically
+from deepsquare.runtime.files import write_atomically
+
 from .models import SquareNet, build_from_spec
 from .spec import ModelSpec
 

@@ -1,11 +1,11 @@
-"""``deepsquare-train``: train a DeepSquare / DSoP classifier and write a checkpoint.
+"""``deepsquare train``: train a DeepSquare / DSoP classifier and write a checkpoint.
 
 Examples:
-  deepsquare-train --arch shufflenetv2_x0_5 --variant sp+ss+sex --epochs 5 --out runs/sq
-  deepsquare-train --variant sp+ss+sex --dsop stage3,stage4 --dsop-dim 64 --out runs/dsop
-  deepsquare-train --data imagefolder:~/flowers --input-size 128 --arch resnet18 --out runs/f
+  deepsquare train --arch shufflenetv2_x0_5 --variant sp+ss+sex --epochs 5 --out runs/sq
+  deepsquare train --variant sp+ss+sex --dsop stage3,stage4 --dsop-dim 64 --out runs/dsop
+  deepsquare train --data imagefolder:~/flowers --input-size 128 --arch resnet18 --out runs/f
   torchrun --nproc-per-node=2 -m deepsquare.train --epochs 5 --out runs/ddp
-  deepsquare-train --out runs/sq --resume --epochs 10      # continue, or extend a run
+  deepsquare train --out runs/sq --resume --epochs 10      # continue, or extend a run
 
 Writes OUT/model.ckpt (final), OUT/last.ckpt, OUT/best.ckpt and OUT/metrics.csv, and
 prints the checkpoint path as its last line.
@@ -18,23 +18,17 @@ import os
 import sys
 import traceback
 
+from deepsquare.runtime.options import add_out, add_verbosity
+
+from .api import RESUME_MUST_MATCH, run_and_collect
 from .checkpoint import CheckpointError
+from .config import TrainConfig
 from .data import DATA_KINDS, DataError
 from .models import ARCHS
-from .trainer import TrainConfig, TrainingError, train
+from .trainer import TrainingError
 from .variants import VALID_NAMES
 
 EXPECTED_ERRORS = (CheckpointError, DataError, TrainingError, ValueError)
-# What a resumed run keeps from its first start: given explicitly with --resume, they must agree.
-RESUME_MUST_MATCH = {
-    "arch": "--arch",
-    "variant": "--variant",
-    "data": "--data",
-    "input_size": "--input-size",
-    "dsop_stages": "--dsop",
-    "seed": "--seed",
-    "stem": "--stem",
-}
 
 
 def parse_floats(text: str) -> tuple[float, ...]:
@@ -44,11 +38,15 @@ def parse_floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "deepsquare train") -> argparse.ArgumentParser:
+    """The parser alone (``python -m deepsquare.train``, the torchrun entry, uses it)."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
-    p = argparse.ArgumentParser(
-        prog="deepsquare-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
     p.add_argument("--arch", default=d.arch, help=f"one of {', '.join(ARCHS)} (default {d.arch})")
     p.add_argument(
         "--variant",
@@ -56,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"'+'-joined names from: {', '.join(VALID_NAMES)} (default {d.variant})",
     )
     p.add_argument("--data", default=d.data, help=f"{' | '.join(DATA_KINDS)} (default {d.data}; nothing is downloaded)")
-    p.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
+    add_out(p, default=d.out, help="output folder: model.ckpt, best.ckpt, last.ckpt, metrics.csv")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"per process (default {d.batch_size})")
     p.add_argument("--input-size", type=int, default=d.input_size, help=f"square input side (default {d.input_size})")
@@ -116,18 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt (its recipe; --epochs may grow)")
-    p.add_argument("--quiet", action="store_true", help="one log line per epoch instead of a progress bar")
-    p.add_argument("--debug", action="store_true", help="show the traceback on errors")
-    return p
+    add_verbosity(p)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """``python -m deepsquare.train ...`` (what torchrun starts in each process)."""
+    args = build_parser("python -m deepsquare.train").parse_args(argv)
+    args.given = sys.argv[1:] if argv is None else argv
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         arch=args.arch,
         variant=args.variant,
         data=args.data,
-        out=args.out,
+        out=str(args.out),
         epochs=args.epochs,
         batch_size=args.batch_size,
         input_size=args.input_size,
@@ -153,20 +155,21 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         device=args.device,
     )
-    given = argv if argv is not None else sys.argv[1:]
     explicit = tuple(
-        name for name, flag in RESUME_MUST_MATCH.items() if any(a == flag or a.startswith(flag + "=") for a in given)
+        name
+        for name, flag in RESUME_MUST_MATCH.items()
+        if any(a == flag or a.startswith(flag + "=") for a in args.given)
     )
     try:
-        path = train(config, quiet=args.quiet, resume=args.resume, must_match=explicit)
+        result = run_and_collect(config, quiet=args.quiet, resume=args.resume, must_match=explicit)
     except EXPECTED_ERRORS as exc:
-        if args.debug:
+        if args.verbose:
             traceback.print_exc()
-        print(f"deepsquare-train: error: {exc}", file=sys.stderr)
+        print(f"deepsquare train: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("deepsquare-train: interrupted; resume with --resume", file=sys.stderr)
+        print("deepsquare train: interrupted; resume with --resume", file=sys.stderr)
         return 130
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
-        print(path)
+        print(result.checkpoint)
     return 0

@@ -41,7 +41,7 @@ class TrainConfig:
     dropout: float = 0.0  # one dropout for every variant: equal regularisation (README, "What the papers claim")
     ss_init: float = 1.0  # Square-Softmin's |s| at the start
     ss_lr_scale: float = 0.1  # the Square-Softmin scale's lr, times the schedule's (0: kept fixed); README "Training"
-    ss_offset: float = 0.0  # the FC bias a Square-Softmin head starts with (trainer.init_square_modules)
+    ss_offset: float = 0.0  # the FC bias a Square-Softmin head starts with (run_state.init_square_modules)
     sex_alpha: float = 0.1  # Square-Excitation's alpha at the start (see layers.SquareExcitation)
     diagnostics: bool = False  # OUT/diagnostics.csv, one row per step (train/diagnostics.py)
     stem: str | None = None  # None: "cifar" up to 64 px, "imagenet" above

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .files import write_text_atomically
+from deepsquare.runtime.files import write_text_atomically
+
 from .layers import SquareExcitation, SquareSoftmin
 
 FILE = "diagnostics.csv"

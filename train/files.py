@@ -1,41 +1,9 @@
-"""The one atomic writer of the training side (train may not import deepsquare.runtime).
+"""Transitional: the atomic writer lives in :mod:`deepsquare.runtime.files` (torch-free, so train imports it).
 
-A file is written to a temporary sibling, flushed to disk, then renamed over the target:
-a reader, or a run killed mid-write, sees the previous file or the new one, never half of
-one, and a failed write (a full disk) leaves no temporary file behind.
+Only ``train/ablate.py`` still imports it from here; once it imports ``deepsquare.runtime.files``, delete
+this module.
 """
 
-from __future__ import annotations
+from deepsquare.runtime.files import copy_atomically, write_atomically, write_text_atomically
 
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-from typing import BinaryIO
-
-
-def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Call ``write(file)`` on a temporary sibling of ``path``, fsync it, rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text_atomically(path: Path, text: str) -> Path:
-    return write_atomically(path, lambda f: f.write(text.encode()))
-
-
-def copy_atomically(source: Path, target: Path) -> Path:
-    with open(source, "rb") as src:
-        return write_atomically(target, lambda f: shutil.copyfileobj(src, f))
+__all__ = ["copy_atomically", "write_atomically", "write_text_atomically"]

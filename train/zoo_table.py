@@ -10,6 +10,17 @@ import argparse
 from . import count_parameters
 from .models import ARCHS, build_model
 
+# torchvision's count of each plain model at 1000 classes (``sum(p.numel() for p in
+# torchvision.models.<arch>().parameters())``): the zoo's ``gap`` models must match it exactly.
+TORCHVISION_COUNTS = {
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "shufflenetv2_x0_5": 1_366_792,
+    "shufflenetv2_x1_0": 2_278_604,
+    "shufflenetv2_x1_5": 3_503_624,
+    "shufflenetv2_x2_0": 7_393_996,
+}
 DEFAULT_VARIANTS = (
     "gap",
     "sp",

@@ -1,0 +1,144 @@
+"""One format's conversion and parity check as a job (:class:`ConvertJob`), and running a list of them: one after
+another in this process, or at once in fresh worker processes, each job pickled whole to its worker."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepsquare.runtime.bundle import BundleMeta, FormatEntry
+from deepsquare.runtime.formats import FORMATS, Format
+from deepsquare.runtime.quiet import quiet
+
+from .converters import CONVERTERS, ConverterMissing
+from .verify import RANDOM_SAMPLES, FormatOutcome, verify
+
+
+def format_entry(fmt: Format, precision: str) -> FormatEntry:
+    return FormatEntry(fmt.file, fmt.layout, fmt.input_name, fmt.output_name, precision, {"outputs": fmt.outputs})
+
+
+def convert_and_verify(
+    fmt: Format,
+    deployed: torch.nn.Module,
+    inputs: torch.Tensor,
+    reference: np.ndarray,
+    staging: Path,
+    meta: BundleMeta,
+    precision: str,
+    calibration: torch.Tensor | None,
+    has_real: bool,
+    verbose: bool,
+) -> FormatOutcome:
+    meta_with_entry = BundleMeta(**{**meta.__dict__, "formats": {fmt.name: format_entry(fmt, precision)}})
+    with quiet(verbose) as captured:
+        try:
+            info = CONVERTERS[fmt.name](
+                deployed.for_format(fmt.name),
+                inputs[:2],
+                staging,
+                meta_with_entry,
+                precision=precision,
+                calibration=calibration,
+            )
+        except ConverterMissing:
+            raise
+        except Exception as exc:  # a converter failure is this format's failure, not the run's
+            failure = exc
+        else:
+            failure = None
+    if failure is not None:
+        return FormatOutcome(False, f"conversion failed: {failure}", info={"converter_output": captured.tail()})
+    # Quantized models are calibrated on real images: judge them on those alone.
+    judged = slice(RANDOM_SAMPLES, None) if precision != "fp32" and has_real else slice(None)
+    with quiet(verbose):
+        return verify(fmt, staging, meta_with_entry, deployed, inputs, reference, precision, info, judged)
+
+
+@dataclass
+class ConvertJob:
+    """What one format's conversion and parity check need: pickled whole to a worker process."""
+
+    fmt: str
+    deployed: torch.nn.Module
+    inputs: torch.Tensor
+    reference: np.ndarray
+    folder: Path  # the format's own staging subfolder: parallel converters never share a file
+    meta: BundleMeta
+    precision: str
+    calibration: torch.Tensor | None
+    verbose: bool
+
+
+def run_job(job: ConvertJob) -> tuple[FormatOutcome, float]:
+    started = time.perf_counter()
+    has_real = len(job.inputs) > RANDOM_SAMPLES  # real images follow the fixed random batch
+    outcome = convert_and_verify(
+        FORMATS[job.fmt],
+        job.deployed,
+        job.inputs,
+        job.reference,
+        job.folder,
+        job.meta,
+        job.precision,
+        job.calibration,
+        has_real,
+        job.verbose,
+    )
+    return outcome, time.perf_counter() - started
+
+
+def share_cores(workers: int) -> None:
+    """Worker initializer: the cores split between the workers, so that two converters do not fight for them."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+def run_pickled_job(payload: bytes) -> tuple[FormatOutcome, float]:
+    return run_job(pickle.loads(payload))
+
+
+def run_jobs(
+    jobs: list[ConvertJob], workers: int, log: Callable[[str], None] = print
+) -> Iterator[tuple[ConvertJob, FormatOutcome, float]]:
+    """Each job with its outcome and seconds, as it finishes: here one after another, or in ``workers`` fresh
+    processes (spawned: a forked copy of a process that already ran torch can deadlock in its thread pool). The
+    converters are single-threaded for most of their run, so formats overlap well (README, "Export")."""
+    payloads: list[bytes] = []
+    if workers > 1:
+        try:  # here, not in the pool's feeder thread, where a pickling error leaves the pool hanging
+            payloads = [pickle.dumps(job) for job in jobs]
+        except Exception as err:  # any reason a job cannot travel: convert here instead
+            log(f"cannot send the model to a worker process ({type(err).__name__}: {err}); converting here")
+            workers = 1
+    if workers <= 1:
+        for job in jobs:
+            yield job, *run_job(job)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=share_cores, initargs=(workers,)) as pool:
+        # The slowest converters start first, so that the last one to finish is a short one.
+        order = sorted(range(len(jobs)), key=lambda i: -FORMATS[jobs[i].fmt].convert_weight)
+        futures = {pool.submit(run_pickled_job, payloads[i]): jobs[i] for i in order}
+        try:
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    outcome, seconds = future.result()
+                except BrokenProcessPool:  # a crash in one converter takes its worker down, and the pool with it
+                    reason = "the converter's process died (a crash in native code, or out of memory)"
+                    outcome = FormatOutcome(False, f"conversion failed: {reason}")
+                    seconds = 0.0
+                yield job, outcome, seconds
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise

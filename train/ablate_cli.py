@@ -1,0 +1,116 @@
+"""``deepsquare ablate``: every variant x seed with one recipe, and what the differences are worth.
+
+    deepsquare ablate --arch vanilla_cnn --variant gap,sp,ss,sp+ss,gem --data digits --seeds 5 --epochs 30 \\
+                      --out runs/ablate
+    deepsquare ablate --arch shufflenetv2_x0_5 --variant gap,sp+ss+sex --data synthetic \\
+                      --vary dropout=0,0.2 --vary ss-init=1,4 --out runs/recipe
+
+``--vary FLAG=V1,V2,...`` (repeatable) makes a training flag another axis of the grid, like ``--dsop``: the
+first value is the baseline's setting, and a run with another value is named ``arch/variant [flag=value]``,
+so its difference is taken to the baseline trained with the first values, seed by seed. A flag that acts
+on one module only (``ss-*`` on Square-Softmin, ``sex-alpha`` on Square-Excitation) is not varied for a
+variant without that module: it would train the same model again.
+
+Every run gets the same recipe, budget and regularisation (one ``--dropout`` for all variants, 0 unless
+given), and differs only in its variant, its DSoP setting and its seed. The seed fixes the data order,
+the augmentation and the initialisation of the shared layers, so runs with one seed are paired: the
+difference to the baseline (``--baseline``, default gap) is taken seed by seed, and its 95% interval
+(Student's t) says whether a difference was measured at all (an interval that contains 0: not measured).
+
+Runs go in parallel, one torch thread each (``--jobs``, default one per CPU core). Each run writes
+``OUT/runs/<name>/seed<k>/result.json`` when it ends; a killed sweep started again skips the runs that
+have one. The accuracy reported, and the differences, are the last epoch's top-1 on the data set's held-out
+test split, which nothing selects on (no best-epoch picking; the trainer evaluates it once, at the end); the
+val top-1 is kept beside it, the split to tune recipes on. A data set without a test split (an image folder
+with no ``test/``) is reported on val, and the tables say so. Writes ``ablation.csv`` (one row per run),
+``ablation.md`` and ``ablation.png``. ``OUT/sweep.json`` holds the recipe; a sweep started again into the same
+``--out`` with another recipe (epochs, data, lr, ...) is refused, so no table mixes two recipes. Variants,
+archs, seeds and axis values may be added to a finished sweep: only the new runs train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from deepsquare.runtime.options import add_jobs, add_out, add_verbosity, jobs_or_cores
+
+from .ablate import VARY_FLAGS, check_recipe, execute, markdown, parse_vary, plan, split, summarize, write_outputs
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", default="vanilla_cnn", help="comma-separated archs")
+    p.add_argument("--variant", dest="variants", default="gap,sp,ss,sp+ss,gem", help="comma-separated variants")
+    p.add_argument("--baseline", default="gap", help="the variant differences are taken to")
+    p.add_argument("--data", default="digits", help="a `deepsquare train --data` spec")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per variant (at least 2)")
+    p.add_argument("--epochs", type=int, default=30, help="epochs per run")
+    p.add_argument("--batch-size", type=int, default=64, help="per run")
+    p.add_argument("--input-size", type=int, default=32, help="square input side")
+    p.add_argument("--lr", type=float, help="peak learning rate for every run (default: the trainer's)")
+    p.add_argument("--dropout", type=float, default=0.0, help="the same dropout for every variant")
+    p.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="FLAG=V1,V2",
+        help=f"a training flag as another axis, first value = the baseline's (repeatable): {', '.join(VARY_FLAGS)}",
+    )
+    p.add_argument("--diagnostics", action="store_true", help="every run writes its diagnostics.csv (per step)")
+    p.add_argument("--dsop", default="none", help="DSoP settings as a variant axis: none and/or '+'-joined stages")
+    p.add_argument("--dsop-iterations", default="5", help="comma-separated iSQRT steps T for the DSoP runs")
+    add_jobs(p, help="runs trained at once, one torch thread each")
+    add_out(p, default="runs/ablate", help="sweep folder: ablation.md, ablation.csv, ablation.png, runs/")
+    add_verbosity(p)
+
+
+def check(args: argparse.Namespace) -> list:
+    """Everything refused in a second, before any training; returns the runs of the grid."""
+    args.dsop_iterations = [int(v) for v in split(args.dsop_iterations)]
+    args.vary = parse_vary(args.vary)
+    for flag, dest in (("dropout", "--dropout"), ("lr", "--lr")):
+        if flag in args.vary and any(a == dest or a.startswith(dest + "=") for a in args.given):
+            raise ValueError(f"{dest} and --vary {flag} both given; keep one")
+    if args.seeds < 2 or args.jobs < 0:
+        raise ValueError(f"--seeds must be >= 2 (an interval needs two), --jobs >= 0; got {args.seeds}, {args.jobs}")
+    if args.baseline not in split(args.variants):
+        raise ValueError(f"--baseline {args.baseline!r} is not among --variant")
+    runs = plan(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    check_recipe(args)
+    return runs
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        runs = check(args)
+    except (ValueError, OSError) as exc:
+        print(f"deepsquare ablate: error: {exc}", file=sys.stderr)
+        return 1
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    results, failures = [], []
+    with (
+        ThreadPoolExecutor(max_workers=jobs_or_cores(args.jobs)) as pool,
+        tqdm(total=len(runs), desc="ablation", unit="run", file=sys.stderr, disable=args.quiet) as bar,
+    ):
+        futures = {pool.submit(execute, r, args): r for r in runs}
+        for future in as_completed(futures):
+            try:
+                results.append(future.result())
+            except RuntimeError as exc:
+                failures.append(str(exc))
+            bar.update()
+    if not results:
+        print(f"deepsquare ablate: error: every run failed; first: {failures[0]}", file=sys.stderr)
+        return 1
+    rows = summarize(results, args.baseline)
+    write_outputs(results, rows, args, time.perf_counter() - started)
+    print(markdown(rows, args, time.perf_counter() - started, results))
+    for failure in failures:
+        print(f"deepsquare ablate: {failure}", file=sys.stderr)
+    print(f"report: {args.out / 'ablation.md'}")
+    return 1 if failures else 0
