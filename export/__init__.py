@@ -12,7 +12,8 @@ from typing import Any
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("export", "bench", "ExportResult", "ExportFailed", "BenchResult"):
+    # Not "bench": deepsquare.export.bench is a module (deepsquare.bench is the function).
+    if name in ("export", "ExportResult", "ExportFailed", "BenchResult"):
         from . import api
 
         return getattr(api, name)

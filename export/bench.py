@@ -181,7 +181,7 @@ def bundle_model(folder: Path, formats: set[str], name: str | None = None) -> Be
     for fmt in sorted(formats):
         if fmt not in meta.formats:
             have = ", ".join(meta.formats) or "none"
-            raise BundleError(f"bundle {folder} has no {fmt} model (it has: {have}); choose other --runtimes")
+            raise BundleError(f"bundle {folder} has no {fmt} model (it has: {have}); choose other --to")
         files[fmt] = folder / meta.formats[fmt].file
         if not files[fmt].exists():
             raise BundleError(f"bundle {folder} lists {files[fmt].name}, which is missing")
@@ -322,6 +322,8 @@ def run_bench(
 
 def run_bench_and_write(args: argparse.Namespace) -> dict[str, Any]:
     """Check, time, write bench.json / bench.md / bench.png into ``args.out``; the result (``deepsquare.bench``)."""
+    plan_from_args(args)  # a bad name is refused before the report folder is made
+    split_models(args.models)
     prepare_out(args.out)
     result = run_bench(args, progress=not args.quiet)
     write_outputs(result, args.out)

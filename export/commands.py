@@ -112,7 +112,7 @@ def top_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
-    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", title="subcommands")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", title="subcommands", help="one of:")
     for command in COMMANDS:
         sub.add_parser(command.name, help=command.summary, add_help=False)
     return parser
@@ -181,3 +181,7 @@ def iter_parsers() -> Iterator[tuple[str, argparse.ArgumentParser]]:
         yield prog, command_parser(command, prog)
         for child in command.children:
             yield f"{prog} {child.name}", command_parser(child, f"{prog} {child.name}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,7 +19,7 @@ from .records import BenchRecord
 
 
 def load_records(paths: list[Path]) -> list[dict[str, Any]]:
-    """Records measured elsewhere (deepsquare-profile --json, another bench.json), validated."""
+    """Records measured elsewhere (deepsquare profile --out, another bench.json), validated."""
     records = []
     for path in paths:
         try:
@@ -175,7 +175,7 @@ def plot(result: dict[str, Any], path: Path) -> bool:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("deepsquare-bench: matplotlib is not installed, no bench.png (pip install 'deepsquare[bench]')")
+        print("deepsquare bench: matplotlib is not installed, no bench.png (pip install 'deepsquare[bench]')")
         return False
     rows = result["ratios"]
     series = list(dict.fromkeys(_series(r) for r in rows))

@@ -2,7 +2,7 @@
 
 Every other place reads this table: the exporter (which converter, which precisions), the
 parity gate (what the runner returns), ``model.json`` (file, layout, tensor names), the
-benchmark (which runtime times which file), ``deepsquare-predict`` (which formats exist).
+benchmark (which runtime times which file), ``deepsquare predict`` (which formats exist).
 The converters, which need torch, are the other half of each row: one function per format
 in ``deepsquare.export.converters``. Adding a format = one row here, one runner class in
 ``runners`` (its ``RUNNERS`` entry), one converter function.

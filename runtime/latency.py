@@ -72,7 +72,7 @@ def check_precisions(runtimes: list[str], precisions: list[str]) -> list[str]:
     offered = {r: by_runtime(r).precisions for r in runtimes}
     table = "; ".join(f"{r}: {', '.join(p)}" for r, p in offered.items())
     if not precisions:
-        raise ValueError(f"--precisions needs at least one precision ({table})")
+        raise ValueError(f"--precision needs at least one precision ({table})")
     known = list(dict.fromkeys(p for fmt in FORMATS.values() for p in fmt.precisions))
     notes = []
     for precision in precisions:
@@ -82,7 +82,7 @@ def check_precisions(runtimes: list[str], precisions: list[str]) -> list[str]:
         if len(lacking) == len(offered):
             raise ValueError(
                 f"precision {precision!r} is offered by none of the timed runtimes ({table}); "
-                "choose other --precisions or --runtimes"
+                "choose other --precision or --to"
             )
         if lacking:
             verb = "does" if len(lacking) == 1 else "do"

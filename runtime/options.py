@@ -138,8 +138,8 @@ def check_threads(threads: Sequence[int], *, allow_zero: bool = False) -> None:
     low = 0 if allow_zero else 1
     bad = [t for t in threads if not low <= t <= MAX_THREADS]
     if bad:
-        zero = " (0: the runtime's choice)" if allow_zero else ""
+        zero = "0: the runtime's choice; " if allow_zero else ""
         raise UsageError(
-            f"--threads must be between {low}{zero} and {MAX_THREADS} (4 x this machine's {os.cpu_count()} CPUs), "
+            f"--threads must be between {low} and {MAX_THREADS} ({zero}4 x this machine's {os.cpu_count()} CPUs), "
             f"got {bad[0]}"
         )

@@ -15,7 +15,7 @@ import sys
 
 from .bundle import BundleError
 from .images import ImageError
-from .options import UsageError, add_threads, add_verbosity, check_threads, one_value
+from .options import UsageError, add_threads, add_verbosity, check_threads, format_list, one_value
 from .runners import RuntimeUnavailable
 
 
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (anything Pillow reads)")
     parser.add_argument(
         "--to",
-        dest="to",
+        type=format_list,
         metavar="FORMAT",
         help="which of the bundle's models to run: onnx, tflite, executorch, coreml (default: the first that "
         "runs here)",
@@ -39,12 +39,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--top must be >= 1, got {args.top}")
     threads = one_value("--threads", args.threads)
     check_threads([threads], allow_zero=True)
-    if args.to is not None and "," in args.to:
-        raise UsageError(f"--to takes one format in predict, got {args.to}")
+    fmt = one_value("--to", args.to)
     from .predictor import load, to_pixels
 
     try:
-        model = load(args.bundle, runtime=args.to, threads=threads)
+        model = load(args.bundle, runtime=fmt, threads=threads)
         # Every image is decoded before any output: a bad one is refused first.
         pixels = [to_pixels(path, model.meta.input_size) for path in args.images]
         for path, image in zip(args.images, pixels, strict=True):

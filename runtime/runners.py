@@ -43,7 +43,7 @@ class OnnxRunner:
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
         # Idle intra-op threads would otherwise spin-wait for work: with several sessions timed in turn
-        # (deepsquare-bench) a spinning session slowed the next one by up to 1.4x at 2 threads.
+        # (deepsquare bench) a spinning session slowed the next one by up to 1.4x at 2 threads.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         start = time.perf_counter()
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -1,7 +1,7 @@
 """The one timing protocol: interleaved, rotated, with sessions re-created per block (no torch here).
 
-Used by every latency measurement of the project: ``deepsquare-bench`` (runtime sessions),
-``deepsquare-profile ios`` (Core ML compute units), and the training benchmarks (a DSoP
+Used by every latency measurement of the project: ``deepsquare bench`` (runtime sessions),
+``deepsquare profile ios`` (Core ML compute units), and the training benchmarks (a DSoP
 step against a plain one, iSQRT-COV against eigh). Two biases it removes, both measured on
 this project's 2-core machine:
 

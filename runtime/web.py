@@ -188,7 +188,7 @@ def make_handler(site: Site, verbose: bool):
 
         def log_message(self, format, *args):
             if verbose:
-                sys.stderr.write(f"deepsquare-web: {self.address_string()} {format % args}\n")
+                sys.stderr.write(f"deepsquare serve: {self.address_string()} {format % args}\n")
 
     return Handler
 

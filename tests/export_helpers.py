@@ -1,4 +1,4 @@
-"""Checkpoints written directly in deepsquare-train's format, for the export tests."""
+"""Checkpoints written directly in deepsquare train's format, for the export tests."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""deepsquare-ablate: the grid, the paired intervals, resuming, and refusals."""
+"""deepsquare ablate: the grid, the paired intervals, resuming, and refusals."""
 
 import csv
 import json
@@ -16,7 +16,7 @@ from deepsquare.train.stats import paired_difference
 TINY = [
     "--arch",
     "vanilla_cnn",
-    "--variants",
+    "--variant",
     "gap,sp",
     "--data",
     "synthetic:64",
@@ -35,7 +35,10 @@ TINY = [
 
 def ablate(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "deepsquare.train.ablate", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "deepsquare.export.commands", "ablate", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -115,7 +118,7 @@ def test_a_varied_flag_is_an_axis_paired_to_the_baseline_and_reaches_the_trainer
     args = [
         "--arch",
         "vanilla_cnn",
-        "--variants",
+        "--variant",
         "gap,sp",
         "--data",
         "synthetic:64",
@@ -173,14 +176,14 @@ def test_a_varied_flag_is_an_axis_paired_to_the_baseline_and_reaches_the_trainer
 
 REFUSALS = [
     (["--seeds", "1"], "--seeds must be >= 2"),
-    (["--variants", "gap,foo"], "unknown variant name 'foo'"),
+    (["--variant", "gap,foo"], "unknown variant name 'foo'"),
     (["--arch", "resnet7"], "unknown arch 'resnet7'"),
     (["--vary", "dropout=0"], "give two or more different values"),
     (["--vary", "arch=1,2"], "'arch' cannot vary"),
     (["--vary", "lr=0.1,x"], "'x' is not a number"),
     (["--vary", "dropout=0,1.5"], "--dropout must be in [0, 1)"),
     (["--vary", "dropout=0,0.2", "--dropout", "0.1"], "--dropout and --vary dropout both given"),
-    (["--variants", "sp", "--baseline", "gap"], "is not among --variants"),
+    (["--variant", "sp", "--baseline", "gap"], "is not among --variant"),
 ]
 
 

@@ -1,6 +1,6 @@
 """apps/android: the app's pure-Kotlin core, compiled with kotlinc and run under JUnit 4 on the JVM, reads a real
 exported .tflite's embedded bundle exactly as model.json says, reproduces the golden pixels and tensors, and writes
-benchmark records that ``deepsquare-bench --add-records`` loads. The Gradle/Android part cannot be built here (no
+benchmark records that ``deepsquare bench --add-records`` loads. The Gradle/Android part cannot be built here (no
 Android SDK); what can be checked without it is: the XML parses, the manifest asks for the camera, the app uses the
 core as a module rather than copies of it.
 

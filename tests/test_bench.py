@@ -1,4 +1,4 @@
-"""deepsquare-bench: MAC and elementwise counts, interleaving, ratios, checkpoints and bundles, and tiny
+"""deepsquare bench: MAC and elementwise counts, interleaving, ratios, checkpoints and bundles, and tiny
 end-to-end runs (no timing asserted)."""
 
 import argparse
@@ -23,6 +23,7 @@ from deepsquare.export.pipeline import ExportRequest, run_export
 from deepsquare.runtime import bench_report, latency, timing
 from deepsquare.runtime.formats import FORMATS
 from deepsquare.runtime.records import BenchRecord
+from deepsquare.runtime.runners import RUNNERS
 from deepsquare.train import build_model
 
 
@@ -96,8 +97,7 @@ class FakeRunner:
 
 def use_runner(monkeypatch, runner_class) -> None:
     """Time ONNX models with ``runner_class(path, threads)``: the format table is the injection point."""
-    fmt = dataclasses.replace(FORMATS["onnx"], open=lambda path, meta, threads: runner_class(path, threads))
-    monkeypatch.setitem(FORMATS, "onnx", fmt)
+    monkeypatch.setitem(RUNNERS, "onnxruntime", lambda path, meta, threads: runner_class(path, threads))
     monkeypatch.setattr(latency, "PROBE_IN_CHILD", False)  # the injected runner exists in this process only
 
 
@@ -105,15 +105,15 @@ def fake_args(**overrides):
     args = dict(
         arch="vanilla_cnn",
         variants="sp,ss",
-        runtimes="onnxruntime",
-        threads="1",
+        to=["onnx"],
+        precision=None,
+        threads=[1],
         input_size=16,
         num_classes=10,
         runs=3,
         warmup=1,
         time_budget=None,
-        checkpoint=None,
-        bundle=None,
+        models=[],
     )
     return argparse.Namespace(**{**args, **overrides})
 
@@ -175,7 +175,7 @@ def test_checkpoints_and_bundles_are_timed_with_their_cost(tmp_path: Path, monke
         "macs": expected.macs,
         "elementwise": expected.elementwise,
     }
-    args = fake_args(arch=None, variants=None, checkpoint=str(gap_ckpt), bundle=str(tmp_path / "sq" / "export"))
+    args = fake_args(arch=None, variants=None, models=[str(gap_ckpt), str(tmp_path / "sq" / "export")])
     result = bench.run_bench(args, progress=False)
     rows = {r["name"]: r for r in result["ratios"]}
     assert set(rows) == {"gap", "sp+ss"} and rows["sp+ss"]["baseline"] == "gap"
@@ -192,11 +192,11 @@ def test_a_bundle_without_the_runtimes_format_is_one_line(tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "deepsquare.export.bench",
-            "--bundle",
+            "deepsquare.export.commands",
+            "bench",
             str(tmp_path / "export"),
-            "--runtimes",
-            "litert",
+            "--to",
+            "tflite",
             "--quiet",
             "--out",
             str(tmp_path / "bench"),
@@ -207,8 +207,7 @@ def test_a_bundle_without_the_runtimes_format_is_one_line(tmp_path: Path) -> Non
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"deepsquare-bench: error: bundle {tmp_path / 'export'} has no tflite model (it has: onnx); choose other "
-        "--runtimes"
+        f"deepsquare bench: error: bundle {tmp_path / 'export'} has no tflite model (it has: onnx); choose other --to"
     ]
     assert not (tmp_path / "bench" / "bench.json").exists()
 
@@ -218,10 +217,11 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "deepsquare.export.bench",
+            "deepsquare.export.commands",
+            "bench",
             "--arch",
             "vanilla_cnn",
-            "--variants",
+            "--variant",
             "gap,sp+ss",
             "--input-size",
             "16",
@@ -256,40 +256,59 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--threads", "1,x"], "--threads takes whole numbers separated by commas, not '1,x'"),
-        (["--threads", "0"], "--threads must be >= 1, got '0'"),
         (["--arch", "resnet7"], "resnet7"),
-        (["--checkpoint", "/nonexistent/model.ckpt"], "checkpoint /nonexistent/model.ckpt does not exist"),
-        (["--bundle", "/nonexistent"], "/nonexistent is not a deepsquare bundle"),
-        (["--precisions", "fp32,int4"], "unknown precision 'int4'; valid: fp32, int8, fp16"),
+        (["/nonexistent/model.ckpt"], "/nonexistent/model.ckpt does not exist"),
+        (["/"], "/ is a folder without model.json: not a bundle written by deepsquare export"),
         (
-            ["--runtimes", "onnxruntime,executorch", "--precisions", "fp16"],
+            ["--to", "onnx,executorch", "--precision", "fp16"],
             "precision 'fp16' is offered by none of the timed runtimes (onnxruntime: fp32, "
-            "int8; executorch: fp32); choose other --precisions or --runtimes",
+            "int8; executorch: fp32); choose other --precision or --to",
         ),
     ],
 )
 def test_bad_requests_are_one_line(tmp_path: Path, flags: list[str], message: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "deepsquare.export.bench", *flags, "--quiet", "--out", str(tmp_path / "bench")],
+        [
+            sys.executable,
+            "-m",
+            "deepsquare.export.commands",
+            "bench",
+            *flags,
+            "--quiet",
+            "--out",
+            str(tmp_path / "bench"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("deepsquare-bench: error:") and message in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("deepsquare bench: error:") and message in lines[0], lines
     assert not (tmp_path / "bench" / "bench.json").exists()
 
 
-def test_unknown_runtime_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--to", "tensorrt"], "unknown format 'tensorrt'"),
+        (["--to", "coreml"], "coreml cannot be timed on this machine"),
+        (["--threads", "1,x"], "expected a comma list of whole numbers, got '1,x'"),
+        (["--threads", "0"], "--threads must be between 1 and"),
+        (["--precision", "fp32,int4"], "'int4' is not a precision; choose from fp32, int8, fp16"),
+        (["--runs", "1"], "--runs must be >= 2"),
+    ],
+)
+def test_bad_flags_are_refused_before_any_work(tmp_path: Path, flags: list[str], message: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "deepsquare.export.bench", "--runtimes", "tensorrt", "--quiet", "--out", str(tmp_path)],
+        [sys.executable, "-m", "deepsquare.export.commands", "bench", *flags, "--quiet", "--out", str(tmp_path / "b")],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert result.returncode == 1 and "unknown runtime(s) ['tensorrt']" in result.stderr
+    code = 1 if "coreml" in flags else 2  # 2: argparse's usage error; 1: a request refused by the bench
+    assert result.returncode == code and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "b").exists()
 
 
 def test_records_measured_elsewhere_join_the_report(tmp_path: Path, monkeypatch) -> None:
@@ -304,7 +323,7 @@ def test_records_measured_elsewhere_join_the_report(tmp_path: Path, monkeypatch)
     records = tmp_path / "phone.json"
     records.write_text(dump_records([phone]))
     use_runner(monkeypatch, FakeRunner)
-    result = bench.run_bench(fake_args(variants="gap", add_records=str(records)), progress=False)
+    result = bench.run_bench(fake_args(variants="gap", add_records=[str(records)]), progress=False)
     assert [BenchRecord.from_dict(r) for r in result["records_elsewhere"]] == [phone]
     table = bench_report.markdown_table(result)
     assert "Measured elsewhere" in table
@@ -312,7 +331,7 @@ def test_records_measured_elsewhere_join_the_report(tmp_path: Path, monkeypatch)
     assert table.rstrip().endswith("| use_gpu=True |")
     records.write_text('[{"model": "x"}]')
     with pytest.raises(ValueError, match="is not a list of benchmark records"):
-        bench.run_bench(fake_args(variants="gap", add_records=str(records)), progress=False)
+        bench.run_bench(fake_args(variants="gap", add_records=[str(records)]), progress=False)
 
 
 def test_onnx_runtime_sessions_do_not_spin_between_runs(tmp_path: Path) -> None:
@@ -331,7 +350,7 @@ def test_precisions_a_runtime_lacks_are_skipped_with_a_note() -> None:
         "executorch does not offer int8 (onnxruntime: fp32, int8; executorch: fp32): int8 is timed in onnxruntime only"
     ]
     assert latency.check_precisions(["onnxruntime", "litert"], ["fp32", "int8"]) == []
-    with pytest.raises(ValueError, match="--precisions needs at least one precision"):
+    with pytest.raises(ValueError, match="--precision needs at least one precision"):
         latency.check_precisions(["onnxruntime"], [])
 
 
@@ -350,13 +369,12 @@ class PathRunner:
 
 def test_each_precision_is_timed_in_the_same_interleaved_group(monkeypatch) -> None:
     PathRunner.calls = []
-    for name in ("onnx", "tflite"):  # the files are exported for real; the fake runners time them
-        fmt = dataclasses.replace(FORMATS[name], open=lambda path, meta, threads: PathRunner(path, threads))
-        monkeypatch.setitem(FORMATS, name, fmt)
+    for runtime in ("onnxruntime", "litert"):  # the files are exported for real; the fake runners time them
+        monkeypatch.setitem(RUNNERS, runtime, lambda path, meta, threads: PathRunner(path, threads))
     monkeypatch.setattr(latency, "PROBE_IN_CHILD", False)
     monkeypatch.setitem(FORMATS, "tflite", dataclasses.replace(FORMATS["tflite"], precisions=("fp32",)))
     notes: list[str] = []
-    args = fake_args(variants="gap", runtimes="onnxruntime,litert", precisions="fp32,int8", runs=4)
+    args = fake_args(variants="gap", to=["onnx", "tflite"], precision=["fp32", "int8"], runs=4)
     result = bench.run_bench(args, progress=False, note=notes.append)
     assert notes == [
         "litert does not offer int8 (onnxruntime: fp32, int8; litert: fp32): int8 is timed in onnxruntime only"
@@ -419,10 +437,11 @@ def test_tiny_bench_with_int8_end_to_end(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "deepsquare.export.bench",
+            "deepsquare.export.commands",
+            "bench",
             "--arch",
             "vanilla_cnn",
-            "--variants",
+            "--variant",
             "gap",
             "--input-size",
             "32",
@@ -432,7 +451,7 @@ def test_tiny_bench_with_int8_end_to_end(tmp_path: Path) -> None:
             "3",
             "--warmup",
             "1",
-            "--precisions",
+            "--precision",
             "fp32,int8",
             "--out",
             str(tmp_path),

@@ -66,7 +66,7 @@ def profile(*args: str, env: dict | None = None):
     import sys
 
     return subprocess.run(
-        [sys.executable, "-m", "deepsquare.runtime.profile", *args],
+        [sys.executable, "-m", "deepsquare.export.commands", "profile", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -83,7 +83,7 @@ def test_profile_without_adb_says_so(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert (
         result.stderr.strip()
-        == "deepsquare-profile: adb is not installed (Debian: apt-get install adb; or Android platform-tools)"
+        == "deepsquare profile: adb is not installed (Debian: apt-get install adb; or Android platform-tools)"
     )
 
 
@@ -97,7 +97,7 @@ def test_profile_with_adb_and_no_device_says_so(tmp_path: Path) -> None:
 def test_profile_parse_writes_a_joinable_record(tmp_path: Path) -> None:
     out = tmp_path / "records.json"
     result = profile(
-        "parse", str(FIXTURES / "android_logcat_percentiles.txt"), "--variant", "sp+sex", "--json", str(out)
+        "parse", str(FIXTURES / "android_logcat_percentiles.txt"), "--variant", "sp+sex", "--out", str(tmp_path)
     )
     assert result.returncode == 0, result.stderr
     (record,) = [BenchRecord.from_dict(r) for r in json.loads(out.read_text())]
@@ -112,27 +112,29 @@ def test_profile_ios_off_macos_says_so(tmp_path: Path) -> None:
         assert result.returncode == 1 and "Core ML timing needs macOS" in result.stderr
 
 
-def test_profile_json_accumulates_and_refuses_a_foreign_file(tmp_path: Path) -> None:
+def test_profile_out_accumulates_and_refuses_a_foreign_file(tmp_path: Path) -> None:
     out = tmp_path / "records.json"
     for variant in ("gap", "se"):
         result = profile(
-            "parse", str(FIXTURES / "android_logcat_percentiles.txt"), "--variant", variant, "--json", str(out)
+            "parse", str(FIXTURES / "android_logcat_percentiles.txt"), "--variant", variant, "--out", str(tmp_path)
         )
         assert result.returncode == 0, result.stderr
     assert [BenchRecord.from_dict(r).variant for r in json.loads(out.read_text())] == ["gap", "se"]
-    foreign = tmp_path / "foreign.json"
-    foreign.write_text('{"not": "records"}')
-    result = profile("parse", str(FIXTURES / "android_logcat_percentiles.txt"), "--json", str(foreign))
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "records.json").write_text('{"not": "records"}')
+    result = profile("parse", str(FIXTURES / "android_logcat_percentiles.txt"), "--out", str(foreign))
     assert result.returncode == 1 and "is not a JSON list of benchmark records" in result.stderr
-    assert foreign.read_text() == '{"not": "records"}'
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.json", "records.json"]  # no temporary files
+    assert (foreign / "records.json").read_text() == '{"not": "records"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign", "records.json"]  # no temporary files
+    assert sorted(p.name for p in foreign.iterdir()) == ["records.json"]
 
 
 def test_profile_ios_names_a_bad_compute_unit(tmp_path: Path) -> None:
     result = profile("ios", str(tmp_path / "model.mlpackage"), "--compute-units", "CPU_ONLY,NPU")
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "deepsquare-profile: unknown compute unit(s) ['NPU']; valid: CPU_ONLY, CPU_AND_GPU, ALL"
+        "deepsquare profile: unknown compute unit(s) ['NPU']; valid: CPU_ONLY, CPU_AND_GPU, ALL"
     )
 
 
@@ -166,7 +168,7 @@ def test_coreml_timing_loop_interleaves_compute_units(tmp_path: Path, monkeypatc
     package.mkdir()
     (tmp_path / "model.json").write_text(json.dumps({"variant": "sp+ss"}))
     records = profile_module.profile_coreml(package, ["CPU_ONLY", "ALL"], runs=3, warmup=1)
-    # The protocol of deepsquare-bench: 3 rounds in 2 blocks (2 + 1), models re-created per block, one warm-up
+    # The protocol of deepsquare bench: 3 rounds in 2 blocks (2 + 1), models re-created per block, one warm-up
     # round after each creation, the order rotating every round.
     c, a = "CPU_ONLY", "ALL"
     assert calls == [c, a, c, a, a, c, c, a, c, a]

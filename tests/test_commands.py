@@ -34,7 +34,16 @@ def test_bench_isqrt_refuses_bad_sizes() -> None:
 def test_demo_trains_exports_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = run(
-        "deepsquare.export.demo", "--out", str(out), "--epochs", "1", "--data", "synthetic:64", "--bench-runs", "2"
+        "deepsquare.export.commands",
+        "demo",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--data",
+        "synthetic:64",
+        "--runs",
+        "2",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().splitlines()[-1] == f"report: {(out / 'report.md').resolve()}"
@@ -74,7 +83,7 @@ def test_demo_trains_exports_and_reports(tmp_path: Path) -> None:
 def test_demo_refuses_an_unwritable_out(tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    result = run("deepsquare.export.demo", "--out", str(locked / "demo"))
+    result = run("deepsquare.export.commands", "demo", "--out", str(locked / "demo"))
     assert result.returncode == 2
     assert "cannot write to" in result.stderr and "Traceback" not in result.stderr
 
@@ -82,7 +91,7 @@ def test_demo_refuses_an_unwritable_out(tmp_path: Path) -> None:
 def test_demo_refuses_an_out_that_is_a_file(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = run("deepsquare.export.demo", "--out", str(blocker / "demo"))
+    result = run("deepsquare.export.commands", "demo", "--out", str(blocker / "demo"))
     assert result.returncode == 2
     assert "cannot write to" in result.stderr and "Traceback" not in result.stderr
 

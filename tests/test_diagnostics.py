@@ -1,4 +1,4 @@
-"""deepsquare-train --diagnostics: one row per step, the values the square modules act through, kept on resume."""
+"""deepsquare train --diagnostics: one row per step, the values the square modules act through, kept on resume."""
 
 import csv
 import math

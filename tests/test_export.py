@@ -1,4 +1,4 @@
-"""deepsquare-export: deploy transform, three formats, parity gate, bad input."""
+"""deepsquare export: deploy transform, three formats, parity gate, bad input."""
 
 import json
 import os
@@ -183,7 +183,16 @@ def test_predict_prints_top5_from_the_bundle(vanilla_bundle, tmp_path: Path) -> 
     Image.new("RGB", (40, 30), (120, 30, 200)).save(tmp_path / "x.png")
     for fmt in ("onnx", "tflite"):
         result = subprocess.run(
-            [sys.executable, "-m", "deepsquare.runtime.predict", str(out), str(tmp_path / "x.png"), "--format", fmt],
+            [
+                sys.executable,
+                "-m",
+                "deepsquare.export.commands",
+                "predict",
+                str(out),
+                str(tmp_path / "x.png"),
+                "--format",
+                fmt,
+            ],
             capture_output=True,
             text=True,
             timeout=120,
@@ -192,7 +201,7 @@ def test_predict_prints_top5_from_the_bundle(vanilla_bundle, tmp_path: Path) -> 
         lines = result.stdout.splitlines()
         assert lines[0].endswith(f"({fmt}):") and len(lines) == 6 and lines[1].strip().split()[1].startswith("grating_")
     result = subprocess.run(
-        [sys.executable, "-m", "deepsquare.runtime.predict", str(tmp_path), "x.png"],
+        [sys.executable, "-m", "deepsquare.export.commands", "predict", str(tmp_path), "x.png"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -290,7 +299,7 @@ def test_bad_checkpoints_are_one_clear_line_and_nothing_is_written(tmp_path: Pat
         result = export(str(path), "--to", "onnx", "--out", str(out))
         assert result.returncode == 1, name
         lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("deepsquare-export: error: ") and message in lines[0], (
+        assert len(lines) == 1 and lines[0].startswith("deepsquare export: error: ") and message in lines[0], (
             name,
             lines,
         )

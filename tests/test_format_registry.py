@@ -14,7 +14,7 @@ from deepsquare.export.converters import CONVERTERS, export_onnx
 from deepsquare.export.parity import TOLERANCES
 from deepsquare.export.pipeline import ExportError, ExportRequest, check_request, parse_formats, run_export
 from deepsquare.runtime.formats import FORMATS, by_runtime
-from deepsquare.runtime.runners import OnnxRunner, open_runner
+from deepsquare.runtime.runners import RUNNERS, OnnxRunner, open_runner
 
 
 def test_every_format_has_a_converter_and_a_consistent_row() -> None:
@@ -28,15 +28,9 @@ def test_every_format_has_a_converter_and_a_consistent_row() -> None:
 
 @pytest.fixture
 def alt_format(monkeypatch):
-    """A test-only format: ONNX again under another file name and runtime name. The two lines below are
+    """A test-only format: ONNX again under another file name and runtime name. The three lines below are
     everything a new format needs; the pipeline, model.json, open_runner and the bench take it from there."""
-    row = dataclasses.replace(
-        FORMATS["onnx"],
-        name="alt",
-        file="model.alt.onnx",
-        runtime="onnxruntime-alt",
-        open=lambda path, meta, threads: OnnxRunner(path, threads),
-    )
+    row = dataclasses.replace(FORMATS["onnx"], name="alt", file="model.alt.onnx", runtime="onnxruntime-alt")
 
     def export_alt(model, example, folder, meta, **kwargs):
         info = export_onnx(model, example, folder, meta, **kwargs)
@@ -44,7 +38,8 @@ def alt_format(monkeypatch):
         return {**info, "file": "model.alt.onnx"}
 
     monkeypatch.setitem(FORMATS, "alt", row)  # 1: the table row
-    monkeypatch.setitem(CONVERTERS, "alt", export_alt)  # 2: the converter
+    monkeypatch.setitem(RUNNERS, "onnxruntime-alt", lambda path, meta, threads: OnnxRunner(path, threads))  # 2: runner
+    monkeypatch.setitem(CONVERTERS, "alt", export_alt)  # 3: the converter
     return row
 
 
@@ -67,7 +62,7 @@ def test_a_new_format_is_one_row_and_one_converter(tmp_path: Path, alt_format) -
     runner, _ = open_runner(tmp_path / "out", "alt")
     assert runner.run(np.zeros((1, 3, 32, 32), np.float32)).shape == (1, 10)
     args = argparse.Namespace(
-        runtimes="onnxruntime-alt", threads="1", runs=2, warmup=0, time_budget=None, arch=None, variants=None
+        to=["alt"], precision=None, threads=[1], runs=2, warmup=0, time_budget=None, arch=None, variants=None
     )
     assert bench.plan_from_args(args).runtimes == ("onnxruntime-alt",)
     model = bench.bundle_model(tmp_path / "out", {"alt"})

@@ -16,9 +16,8 @@ from export_helpers import write_checkpoint
 from PIL import Image
 
 from deepsquare.export import cli as export_cli
-from deepsquare.export import publish
+from deepsquare.export import commands, publish
 from deepsquare.runtime import images as images_module
-from deepsquare.runtime import predict, profile
 from deepsquare.runtime.images import ImageError, load_image
 from deepsquare.train import cli as train_cli
 from deepsquare.train.data import DataError, load_data
@@ -121,7 +120,7 @@ def test_checkpoints_that_contradict_their_model_are_not_exported(tmp_path: Path
         path = edited(tmp_path, "bad", edit)
     out = tmp_path / "out"
     assert export_cli.main([str(path), "--to", "onnx", "--out", str(out)]) == 1
-    assert message in one_error_line(capsys.readouterr().err, "deepsquare-export")
+    assert message in one_error_line(capsys.readouterr().err, "deepsquare export")
     assert not out.exists() or list(out.iterdir()) == []
 
 
@@ -210,9 +209,9 @@ BUNDLE_DAMAGE = {
 def test_damaged_bundles_are_one_line(bundle: Path, tmp_path: Path, case: str, capsys) -> None:
     damage, fmt, message = BUNDLE_DAMAGE[case]
     folder = damaged(bundle, tmp_path, damage)
-    assert predict.main([str(folder), str(bundle.parent / "photo.png"), "--format", fmt]) == 1
+    assert commands.main(["predict", str(folder), str(bundle.parent / "photo.png"), "--to", fmt]) == 1
     captured = capsys.readouterr()
-    assert message in one_error_line(captured.err, "deepsquare-predict") and captured.out == ""
+    assert message in one_error_line(captured.err, "deepsquare predict") and captured.out == ""
 
 
 PREDICT_FLAGS = [
@@ -225,15 +224,15 @@ PREDICT_FLAGS = [
 @pytest.mark.parametrize(("flags", "message"), PREDICT_FLAGS)
 def test_predict_flags_are_checked(bundle: Path, flags: list[str], message: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        predict.main([str(bundle), str(bundle.parent / "photo.png"), *flags])
+        commands.main(["predict", str(bundle), str(bundle.parent / "photo.png"), *flags])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_predict_refuses_a_bad_image_before_any_output(bundle: Path, tmp_path: Path, capsys) -> None:
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
-    assert predict.main([str(bundle), str(bundle.parent / "photo.png"), str(tmp_path / "bad.jpg")]) == 1
+    assert commands.main(["predict", str(bundle), str(bundle.parent / "photo.png"), str(tmp_path / "bad.jpg")]) == 1
     captured = capsys.readouterr()
-    assert captured.out == "" and "cannot read image" in one_error_line(captured.err, "deepsquare-predict")
+    assert captured.out == "" and "cannot read image" in one_error_line(captured.err, "deepsquare predict")
 
 
 # --- 5. output folders ---------------------------------------------------------------------
@@ -299,7 +298,7 @@ def test_a_full_disk_is_one_line_and_the_previous_bundle_stays(
         )
         == 1
     )
-    line = one_error_line(capsys.readouterr().err, "deepsquare-export")
+    line = one_error_line(capsys.readouterr().err, "deepsquare export")
     assert "No space left on device" in line and "untouched" in line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -327,7 +326,7 @@ def test_a_full_disk_while_training_keeps_the_last_checkpoint(tmp_path: Path, mo
 
     monkeypatch.setattr("deepsquare.train.checkpoint.Checkpoint.save", full)
     assert train_cli.main([*args, "--epochs", "2", "--resume"]) == 1
-    line = one_error_line(capsys.readouterr().err, "deepsquare-train")
+    line = one_error_line(capsys.readouterr().err, "deepsquare train")
     assert "No space left on device" in line and "last.ckpt (epoch 1) is intact" in line
     assert (tmp_path / "last.ckpt").read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -345,13 +344,13 @@ def run(module: str, *args: str) -> subprocess.CompletedProcess:
         ("deepsquare.export.cli", ["x.ckpt", "--to", "all,onnx"], "give 'all' alone"),
         ("deepsquare.export.cli", ["x.ckpt", "--to", "onnx", "--samples", "-5"], "--samples must be >= 0"),
         ("deepsquare.export.cli", ["/nonexistent/model.ckpt"], "checkpoint /nonexistent/model.ckpt does not exist"),
-        ("deepsquare.export.bench", ["--variants", "foo"], "unknown variant name 'foo'"),
+        ("deepsquare.export.commands", ["bench", "--variant", "foo"], "unknown variant name 'foo'"),
     ],
 )
 def test_bad_flags_are_refused_at_once(tmp_path: Path, module: str, args: list[str], message: str) -> None:
     if "x.ckpt" in args:
         args = [str(write_checkpoint(tmp_path, "vanilla_cnn", "gap")) if a == "x.ckpt" else a for a in args]
-    result = run(module, *args, *(["--out", str(tmp_path / "out")] if "bench" in module else []))
+    result = run(module, *args, *(["--out", str(tmp_path / "out")] if "bench" in args else []))
     assert result.returncode != 0 and result.stdout == ""
     assert message in result.stderr.strip().splitlines()[-1] and "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "bench.json").exists()
@@ -361,17 +360,18 @@ def test_resume_with_another_arch_is_refused(tmp_path: Path, capsys) -> None:
     args = ["--data", "synthetic:64", "--input-size", "16", "--batch-size", "32", "--quiet", "--out", str(tmp_path)]
     assert train_cli.main(["--arch", "vanilla_cnn", *args, "--epochs", "1"]) == 0
     assert train_cli.main(["--arch", "resnet18", *args, "--epochs", "2", "--resume"]) == 1
-    line = one_error_line(capsys.readouterr().err, "deepsquare-train")
+    line = one_error_line(capsys.readouterr().err, "deepsquare train")
     assert "--arch 'resnet18' (the run has 'vanilla_cnn')" in line
 
 
 def test_profile_refuses_binary_logs_and_folder_records(tmp_path: Path, capsys) -> None:
     (tmp_path / "log.bin").write_bytes(bytes(range(256)))
-    assert profile.main(["parse", str(tmp_path / "log.bin")]) == 1
-    assert "is not a text log of benchmark_model" in one_error_line(capsys.readouterr().err, "deepsquare-profile")
+    assert commands.main(["profile", "parse", str(tmp_path / "log.bin")]) == 1
+    assert "is not a text log of benchmark_model" in one_error_line(capsys.readouterr().err, "deepsquare profile")
     fixture = Path(__file__).parent / "fixtures" / "benchmark_model" / "android_arm64_cpu_4threads.txt"
-    assert profile.main(["parse", str(fixture), "--json", str(tmp_path)]) == 1
-    assert "is a folder" in one_error_line(capsys.readouterr().err, "deepsquare-profile")
+    (tmp_path / "a-file").write_text("")
+    assert commands.main(["profile", "parse", str(fixture), "--out", str(tmp_path / "a-file")]) == 1
+    assert "is a file; give a folder" in one_error_line(capsys.readouterr().err, "deepsquare profile")
 
 
 def test_the_published_bundle_keeps_the_out_folders_permissions(bundle: Path, tmp_path: Path) -> None:

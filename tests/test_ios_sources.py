@@ -461,7 +461,7 @@ def test_install_bundle_script(tmp_path: Path):
 
 def test_readme_says_what_was_not_run():
     text = (IOS / "README.md").read_text()
-    assert "xcodegen" in text and "install-bundle.sh" in text and "deepsquare-bench --add-records" in text
+    assert "xcodegen" in text and "install-bundle.sh" in text and "deepsquare bench --add-records" in text
     assert "tree-sitter" in text
     assert re.search(r"not (been )?(built|compiled) or run", text) or "neither" in text.lower()
 

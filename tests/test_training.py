@@ -1,4 +1,4 @@
-"""deepsquare-train: determinism, resume after SIGKILL, divergence stop, checkpoint safety, bad input."""
+"""deepsquare train: determinism, resume after SIGKILL, divergence stop, checkpoint safety, bad input."""
 
 import csv
 import os
@@ -196,7 +196,7 @@ def test_a_real_divergence_stops_the_cli_with_one_line(tmp_path: Path) -> None:
         str(tmp_path),
     )
     assert result.returncode == 1
-    assert result.stderr.startswith("deepsquare-train: error: non-finite loss") and "Traceback" not in result.stderr
+    assert result.stderr.startswith("deepsquare train: error: non-finite loss") and "Traceback" not in result.stderr
     assert "no checkpoint had been written yet" in result.stderr or "is intact" in result.stderr
     assert not (tmp_path / "model.ckpt").exists()
 
@@ -221,7 +221,7 @@ def test_bad_input_is_one_clear_line(args: list[str], message: str) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("deepsquare-train: error: ") and message in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("deepsquare train: error: ") and message in lines[0], lines
 
 
 def make_image_folder(root: Path, classes: dict[str, int]) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURES
 
+from deepsquare.export import commands
 from deepsquare.runtime import images, web
 from deepsquare.runtime.bundle import load_bundle
 from deepsquare.runtime.preprocess import normalize_nchw
@@ -166,22 +167,22 @@ def test_server_refuses_what_is_not_the_page_or_the_bundle(served, path):
 def test_cli_refuses_bad_input_quickly(tmp_path, capsys):
     not_bundle = tmp_path / "empty"
     not_bundle.mkdir()
-    assert web.main([str(not_bundle), "--headless-bench", "--out", str(tmp_path / "o")]) == 1
+    assert commands.main(["serve", str(not_bundle), "--headless-bench", "--out", str(tmp_path / "o")]) == 1
     assert "is not a deepsquare bundle: model.json is missing" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # refused before anything was written
-    assert web.main([str(tmp_path / "missing")]) == 1
+    assert commands.main(["serve", str(tmp_path / "missing")]) == 1
     assert "is not a folder" in capsys.readouterr().err
-    assert web.main([str(not_bundle), "--app-dir", str(tmp_path)]) == 1
+    assert commands.main(["serve", str(not_bundle), "--app-dir", str(tmp_path)]) == 1
     assert "the web app is not at" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        web.main([str(not_bundle), "--runs", "1"])
+        commands.main(["serve", str(not_bundle), "--runs", "1"])
     assert "--runs must be >= 2" in capsys.readouterr().err
 
 
 def test_cli_serves_until_interrupted_and_warns_about_a_bad_bundle(tmp_path):
     if not (APP / "node_modules" / "onnxruntime-web").is_dir():
         need_browser()
-    command = [str(BIN / "deepsquare-web"), str(tmp_path), "--port", "0"]
+    command = [str(BIN / "deepsquare"), "serve", str(tmp_path), "--port", "0"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         try:
             first = proc.stdout.readline()
@@ -241,7 +242,8 @@ def trained_bundle(tmp_path_factory) -> Path:
     need_browser()
     root = tmp_path_factory.mktemp("web")
     train = [
-        str(BIN / "deepsquare-train"),
+        str(BIN / "deepsquare"),
+        "train",
         "--arch",
         "shufflenetv2_x0_5",
         "--variant",
@@ -257,7 +259,8 @@ def trained_bundle(tmp_path_factory) -> Path:
     ]
     subprocess.run(train, check=True, capture_output=True)
     export = [
-        str(BIN / "deepsquare-export"),
+        str(BIN / "deepsquare"),
+        "export",
         str(root / "run" / "model.ckpt"),
         "--to",
         "onnx,tflite",
@@ -340,7 +343,8 @@ def test_headless_bench_records_join_the_bench_report(trained_bundle, tmp_path):
     (gap / "model.json").write_text(json.dumps(meta))
     out = tmp_path / "web"
     command = [
-        str(BIN / "deepsquare-web"),
+        str(BIN / "deepsquare"),
+        "serve",
         str(gap),
         str(trained_bundle),
         "--headless-bench",
@@ -368,15 +372,15 @@ def test_headless_bench_records_join_the_bench_report(trained_bundle, tmp_path):
     assert {(r["runtime"], r["threads"]) for r in records} == {("onnxruntime-web", threads), ("litert.js", 1)}
     assert "| shufflenetv2_x0_5 | sp+sex+ss | onnxruntime-web |" in done.stdout and (out / "page.png").is_file()
     bench = [
-        str(BIN / "deepsquare-bench"),
-        "--bundle",
+        str(BIN / "deepsquare"),
+        "bench",
         str(trained_bundle),
         "--runs",
         "2",
         "--warmup",
         "0",
-        "--runtimes",
-        "onnxruntime",
+        "--to",
+        "onnx",
         "--add-records",
         str(out / "browser-records.json"),
         "--out",

@@ -42,7 +42,7 @@ class Run:
         return out / "runs" / name.replace(" ", "") / f"seed{self.seed}"
 
 
-# Training flags --vary may make an axis: the recipe's numbers, not the model's identity (that is --variants).
+# Training flags --vary may make an axis: the recipe's numbers, not the model's identity (that is --variant).
 VARY_FLAGS = {
     "dropout": "dropout",
     "lr": "lr",

@@ -1,8 +1,9 @@
 """``deepsquare ablate``: every variant x seed with one recipe, and what the differences are worth.
 
-    deepsquare ablate --arch vanilla_cnn --variant gap,sp,ss,sp+ss,gem --data digits --seeds 5 --epochs 30 \\
+Examples:
+  deepsquare ablate --arch vanilla_cnn --variant gap,sp,ss,sp+ss,gem --data digits --seeds 5 --epochs 30 \\
                       --out runs/ablate
-    deepsquare ablate --arch shufflenetv2_x0_5 --variant gap,sp+ss+sex --data synthetic \\
+  deepsquare ablate --arch shufflenetv2_x0_5 --variant gap,sp+ss+sex --data synthetic \\
                       --vary dropout=0,0.2 --vary ss-init=1,4 --out runs/recipe
 
 ``--vary FLAG=V1,V2,...`` (repeatable) makes a training flag another axis of the grid, like ``--dsop``: the

@@ -70,7 +70,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             if isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values())
             else type(data).__name__
         )
-        raise CheckpointError(f"{path} is not a deepsquare checkpoint (found {kind}); train one with deepsquare-train")
+        raise CheckpointError(f"{path} is not a deepsquare checkpoint (found {kind}); train one with deepsquare train")
     if data.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint version {data.get('version')}; this deepsquare reads {VERSION}")
     missing = [k for k in REQUIRED if k not in data]

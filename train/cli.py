@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate (default 0.4 x batch/1024, the paper's)")
     p.add_argument("--warmup-epochs", type=float, help="linear warm-up length (default 5, or a tenth of a short run)")
     p.add_argument("--weight-decay", type=float, help="default 1e-4 (ResNet, vanilla CNN), 4e-5 (ShuffleNetV2)")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="of the cross-entropy targets")
     p.add_argument("--clip-grad", type=float, default=d.clip_grad, help="grad-norm clip, 0 disables (default 5)")
     p.add_argument(
         "--clip-unitwise",
@@ -111,8 +111,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dsop-dim", type=int, default=d.dsop_dim, help="reduced channels d (default 64)")
     p.add_argument("--dsop-iterations", type=int, default=d.dsop_iterations, help="iSQRT steps (default 5)")
     p.add_argument("--dsop-weights", type=parse_floats, default=(), help="betas per branch (default 0.1/0.2/0.3)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
+    p.add_argument("--seed", type=int, default=d.seed, help="fixes the data order, augmentation and initialisation")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device, help="auto: cuda when there is a GPU")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt (its recipe; --epochs may grow)")
     add_verbosity(p)
 

@@ -1,4 +1,4 @@
-"""What the square modules do to a run, step by step (``deepsquare-train --diagnostics``).
+"""What the square modules do to a run, step by step (``deepsquare train --diagnostics``).
 
 Every training step adds one row to ``OUT/diagnostics.csv``: the loss and learning rate, the pooled
 features the classifier sees (GAP / Square-Pooling / GeM output), the logit range, the Square-Softmin

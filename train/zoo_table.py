@@ -1,6 +1,6 @@
 """Parameter counts of every arch x variant, as a table (the README's, and the main job's).
 
-python -m deepsquare.train.zoo_table [--num-classes 1000] [--variants gap,sp,ss,sex,se]
+python -m deepsquare.train.zoo_table [--num-classes 1000] [--variant gap,sp,ss,sex,se]
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def markdown_table(rows: list[dict[str, int | str]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num-classes", type=int, default=1000)
-    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated variant names")
+    parser.add_argument("--variant", dest="variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated variant names")
     args = parser.parse_args(argv)
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     print(markdown_table(parameter_rows(variants=variants, num_classes=args.num_classes)))

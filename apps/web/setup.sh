@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the web app's packages (pinned by package-lock.json) and, where this user may, Debian's
-# Chromium for the headless tests and `deepsquare-web --headless-bench`. Idempotent; .ci/setup runs it.
+# Chromium for the headless tests and `deepsquare serve --headless-bench`. Idempotent; .ci/setup runs it.
 set -euo pipefail
 cd "$(dirname "$0")"
 if ! command -v npm >/dev/null; then

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 from mkdocs.exceptions import PluginError
 
-MARKER = re.compile(r"^<!--\s*generated:\s*([a-z_-]+)\s*-->\s*$", re.MULTILINE)
+MARKER = re.compile(r"^<!--[ \t]*generated:[ \t]*([a-z_-]+)[ \t]*-->[ \t]*$", re.MULTILINE)
 USAGE_COLUMNS = "100"  # argparse wraps usage at the terminal width: fixed here, so the page does not depend on it
 
 
@@ -48,8 +48,9 @@ def escape(text: str) -> str:
 
 
 def cell(text: str) -> str:
-    """One table cell: one line, pipes escaped (also inside code spans: the table splits on them first)."""
-    return " ".join(text.split()).replace("|", r"\|")
+    """One table cell: one line, pipes escaped outside code spans (Python-Markdown's tables keep those whole)."""
+    parts = re.split(r"(`[^`]+`)", " ".join(text.split()))
+    return "".join(part if i % 2 else part.replace("|", r"\|") for i, part in enumerate(parts))
 
 
 def code(text: str) -> str:
@@ -102,11 +103,13 @@ def _default(action: argparse.Action, help_text: str) -> str:
     value = action.default
     if value is None or value is argparse.SUPPRESS or isinstance(value, bool) or "default" in help_text.lower():
         return ""
+    if value == "" or value == [] or value == ():
+        return ""
     if isinstance(action, argparse._StoreConstAction | argparse._CountAction | argparse._VersionAction):
         return ""
     if isinstance(value, list | tuple):
         value = ",".join(map(str, value))
-    return f" (default: {code(str(value))})"
+    return f" (default {code(str(value))})"
 
 
 def render_action(
@@ -240,9 +243,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     def replace(match: re.Match) -> str:
         name = match.group(1)
         if name not in GENERATORS:
-            raise PluginError(
-                f"{page.file.src_uri}: unknown generated part {name!r}; known: {', '.join(GENERATORS)}"
-            )
-        return GENERATORS[name]()
+            raise PluginError(f"{page.file.src_uri}: unknown generated part {name!r}; known: {', '.join(GENERATORS)}")
+        return "\n" + GENERATORS[name]().strip("\n") + "\n"  # blank lines: the part is a block of its own
 
     return MARKER.sub(replace, markdown)

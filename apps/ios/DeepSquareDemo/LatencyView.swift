@@ -2,7 +2,7 @@ import DeepSquareCore
 import SwiftUI
 
 /// Times the model under the three compute-unit settings, shows p50/p90 and the ratios to
-/// cpuOnly, and shares the records JSON for `deepsquare-bench --add-records`.
+/// cpuOnly, and shares the records JSON for `deepsquare bench --add-records`.
 struct LatencyView: View {
     let modelURL: URL
     let meta: BundleMeta
@@ -63,7 +63,7 @@ struct LatencyView: View {
                             Label("Share records JSON", systemImage: "square.and.arrow.up")
                         }
                         Text("Also in Files > On My iPhone > DeepSquare: \(url.lastPathComponent). On the computer: "
-                             + "deepsquare-bench --add-records \(url.lastPathComponent)")
+                             + "deepsquare bench --add-records \(url.lastPathComponent)")
                             .font(.footnote)
                             .foregroundStyle(.secondary)
                     }

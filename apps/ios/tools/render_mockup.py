@@ -180,7 +180,7 @@ def latency_screen(canvas: Image.Image, left: int, top: int, meta: dict) -> None
     d.multiline_text(
         (box[0] + 24, box[1] + 66),
         f"Also in Files > On My iPhone > DeepSquare:\ndeepsquare-records-{meta['arch']}-....json\n"
-        "deepsquare-bench --add-records FILE",
+        "deepsquare bench --add-records FILE",
         font=font(21),
         fill=GREY,
         spacing=6,

@@ -1,4 +1,4 @@
-// The page: load a bundle served by deepsquare-web, classify photos in both browser runtimes,
+// The page: load a bundle served by deepsquare serve, classify photos in both browser runtimes,
 // benchmark them. Everything a test or the headless benchmark needs is on window.deepsquare.
 import { resizeBilinear, toTensor, topK } from './preprocess.js';
 import { RUNTIMES, isolated, webgpuAvailable } from './runtimes.js';

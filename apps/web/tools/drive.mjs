@@ -1,6 +1,6 @@
 // Drives the page in a headless Chromium (playwright-core + the system's chromium): loads it,
 // optionally uploads photos through the page's file input and runs the page's benchmark, then
-// writes what the page holds (window.deepsquare) as JSON. Used by `deepsquare-web
+// writes what the page holds (window.deepsquare) as JSON. Used by `deepsquare serve
 // --headless-bench` and by the tests; a person uses the page itself.
 //
 //   node tools/drive.mjs --url http://127.0.0.1:8000/ --out result.json

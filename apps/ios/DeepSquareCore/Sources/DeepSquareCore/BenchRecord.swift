@@ -1,7 +1,7 @@
 import Foundation
 
 /// The project's one benchmark record ("deepsquare-bench-record/1", runtime/records.py
-/// `BenchRecord`): the app writes a JSON list of these, `deepsquare-bench --add-records FILE` reads it.
+/// `BenchRecord`): the app writes a JSON list of these, `deepsquare bench --add-records FILE` reads it.
 /// Every key is written, null included (Python's `asdict`), in snake_case.
 public struct BenchRecord: Codable, Equatable, Sendable {
     public static let schemaID = "deepsquare-bench-record/1"

@@ -119,7 +119,7 @@ public enum ComputeUnitsName: String, CaseIterable, Codable, Sendable {
     case cpuAndGPU
     case all
 
-    /// The label `deepsquare-profile ios` uses (coremltools' ComputeUnit names).
+    /// The label `deepsquare profile ios` uses (coremltools' ComputeUnit names).
     public var coremltoolsName: String {
         switch self {
         case .cpuOnly:

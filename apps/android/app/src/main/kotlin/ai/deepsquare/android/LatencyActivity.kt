@@ -17,7 +17,7 @@ import java.util.concurrent.Executors
  * Times the loaded model: warm-up runs (not timed), then N timed runs; shows p50/p90 and appends a
  * "deepsquare-bench-record/1" row to records.json in the app's external files folder, so that
  *   adb pull /sdcard/Android/data/ai.deepsquare.android/files/records.json
- * gets it for `deepsquare-bench --add-records records.json`.
+ * gets it for `deepsquare bench --add-records records.json`.
  */
 class LatencyActivity : AppCompatActivity() {
     private val worker = Executors.newSingleThreadExecutor()

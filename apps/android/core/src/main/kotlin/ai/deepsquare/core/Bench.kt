@@ -118,7 +118,7 @@ data class BenchRecord(
                     linkedMapOf("delegate" to delegate, "input_size" to meta.inputSize, "app_version" to appVersion),
             )
 
-        /** The records file's JSON: a list of records, as `deepsquare-bench --add-records FILE` loads it. */
+        /** The records file's JSON: a list of records, as `deepsquare bench --add-records FILE` loads it. */
         fun listJson(records: List<BenchRecord>): String = Json.write(records.map { it.toMap() }) + "\n"
 
         /**

@@ -4,7 +4,7 @@ import org.junit.Assert.assertEquals
 import org.junit.Test
 import java.io.File
 
-/** Latency statistics like runtime/records.py, and the record JSON deepsquare-bench --add-records loads. */
+/** Latency statistics like runtime/records.py, and the record JSON deepsquare bench --add-records loads. */
 class BenchRecordTest {
     private val times = listOf(5.0, 1.25, 3.5, 2.0, 4.75, 10.0, 2.5, 3.0, 2.25, 6.5, 2.75)
 
