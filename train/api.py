@@ -66,6 +66,7 @@ def train(
         raise TypeError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     if config is not None and settings:
         raise TypeError("give a TrainConfig or keyword settings, not both")
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}  # the checkpoint stores text
     if isinstance(settings.get("dsop_stages"), str):
         settings["dsop_stages"] = tuple(s.strip() for s in settings["dsop_stages"].split(",") if s.strip())
     config = config or TrainConfig(**settings)
