@@ -33,11 +33,10 @@ from .web import (
     check_app_dir,
     check_bundles,
     default_app_dir,
-    find_browser,
-    headless_bench,
     server_url,
     start_server,
 )
+from .web_bench import find_browser, headless_bench
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

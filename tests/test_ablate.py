@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from deepsquare.train.ablate import markdown, mean_interval, plan, summarize
+from deepsquare.train.ablate import plan
+from deepsquare.train.ablate_report import markdown, mean_interval, summarize
 from deepsquare.train.stats import paired_difference
 
 TINY = [

@@ -83,7 +83,7 @@ def test_profile_without_adb_says_so(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert (
         result.stderr.strip()
-        == "deepsquare profile: adb is not installed (Debian: apt-get install adb; or Android platform-tools)"
+        == "deepsquare profile: error: adb is not installed (Debian: apt-get install adb; or Android platform-tools)"
     )
 
 

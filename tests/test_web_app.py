@@ -23,7 +23,7 @@ import pytest
 from conftest import FIXTURES
 
 from deepsquare.export import commands
-from deepsquare.runtime import images, web
+from deepsquare.runtime import images, web, web_bench
 from deepsquare.runtime.bundle import load_bundle
 from deepsquare.runtime.preprocess import normalize_nchw
 from deepsquare.runtime.runners import LiteRTRunner, OnnxRunner
@@ -46,8 +46,10 @@ def need_node() -> None:
 
 def need_browser() -> str:
     need_node()
-    _need(web.find_playwright(APP) is not None, "apps/web packages missing: bash apps/web/setup.sh; bash .ci/setup")
-    browser = web.find_browser(None)
+    _need(
+        web_bench.find_playwright(APP) is not None, "apps/web packages missing: bash apps/web/setup.sh; bash .ci/setup"
+    )
+    browser = web_bench.find_browser(None)
     _need(browser is not None, "chromium is not installed")
     return browser
 
@@ -225,7 +227,7 @@ def test_ratio_table_pairs_rounds_with_gap_and_the_other_runtime():
         record("se", "onnxruntime-web", [1.5, 3.0, 6.0]),
         record("se", "litert.js", [2.0, 4.0, 8.0]),
     ]
-    table = web.ratio_table(records)
+    table = web_bench.ratio_table(records)
     assert (
         "| m | se | onnxruntime-web | wasm-simd | 1 | 3.00 | 1.500 (1.500-1.500) | 0.750 (0.750-0.750) x litert.js |"
         in table
@@ -274,7 +276,7 @@ def trained_bundle(tmp_path_factory) -> Path:
 def drive(folders: list[Path], tmp_path: Path, **kwargs) -> dict:
     server = web.start_server(web.Site(APP, folders), "127.0.0.1", 0)
     try:
-        return web.drive_page(
+        return web_bench.drive_page(
             web.server_url(server), tmp_path / "state.json", APP, need_browser(), timeout_s=240, **kwargs
         )
     finally:

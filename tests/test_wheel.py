@@ -215,8 +215,13 @@ def test_installed_wheel_serves_the_page_outside_the_clone(built, tmp_path):
     assert Path(package).is_relative_to(venv.purelib), package  # the wheel's copy, not the clone's
     assert Path(app_dir) == venv.purelib / "deepsquare" / "webapp" and version != "0+unknown"
     assert "--headless-bench" in run([venv.script("deepsquare"), "serve", "--help"], cwd=elsewhere, env=env).stdout
-
     bundle = tiny_bundle(tmp_path / "bundle")
+    # --headless-bench needs npm's playwright-core (and Chromium): development tools that a wheel does not carry
+    bench = [venv.script("deepsquare"), "serve", bundle, "--headless-bench", "--out", tmp_path / "web"]
+    result = subprocess.run([str(c) for c in bench], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and not (tmp_path / "web").exists(), result.stderr
+    assert "playwright-core, a development tool" in result.stderr or "needs Chromium" in result.stderr, result.stderr
+
     command = [venv.script("deepsquare"), "serve", bundle, "--port", "0"]
     with subprocess.Popen(
         command, cwd=elsewhere, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

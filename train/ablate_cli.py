@@ -38,7 +38,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from deepsquare.runtime.options import add_jobs, add_out, add_verbosity, jobs_or_cores
 
-from .ablate import VARY_FLAGS, check_recipe, execute, markdown, parse_vary, plan, split, summarize, write_outputs
+from .ablate import VARY_FLAGS, check_recipe, execute, parse_vary, plan, split
+from .ablate_report import markdown, summarize, write_outputs
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
