@@ -134,7 +134,7 @@ def test_profile_ios_names_a_bad_compute_unit(tmp_path: Path) -> None:
     result = profile("ios", str(tmp_path / "model.mlpackage"), "--compute-units", "CPU_ONLY,NPU")
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "deepsquare profile: unknown compute unit(s) ['NPU']; valid: CPU_ONLY, CPU_AND_GPU, ALL"
+        "deepsquare profile: error: unknown compute unit(s) ['NPU']; valid: CPU_ONLY, CPU_AND_GPU, ALL"
     )
 
 

@@ -16,7 +16,19 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_bench_isqrt_prints_a_table_and_the_ratio() -> None:
-    result = run("deepsquare.export.bench_isqrt", "--batch", "2", "--dim", "8", "--runs", "2", "--warmup", "0")
+    result = run(
+        "deepsquare.export.commands",
+        "bench",
+        "isqrt",
+        "--batch-size",
+        "2",
+        "--dsop-dim",
+        "8",
+        "--runs",
+        "2",
+        "--warmup",
+        "0",
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[1].split() == ["method", "median", "ms", "p90", "ms", "min", "ms"]
@@ -25,7 +37,7 @@ def test_bench_isqrt_prints_a_table_and_the_ratio() -> None:
 
 
 def test_bench_isqrt_refuses_bad_sizes() -> None:
-    result = run("deepsquare.export.bench_isqrt", "--dim", "0")
+    result = run("deepsquare.export.commands", "bench", "isqrt", "--dsop-dim", "0")
     assert result.returncode == 2
     assert "must be >= 1" in result.stderr and "Traceback" not in result.stderr
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .files import write_text_atomically
+from deepsquare.runtime.files import write_text_atomically
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .files import write_text_atomically
+from deepsquare.runtime.files import write_text_atomically
+
 from .stats import mean_interval
 
 

@@ -66,7 +66,9 @@ def markdown_table(rows: list[dict[str, int | str]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num-classes", type=int, default=1000)
-    parser.add_argument("--variant", dest="variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated variant names")
+    parser.add_argument(
+        "--variant", dest="variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated variant names"
+    )
     args = parser.parse_args(argv)
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     print(markdown_table(parameter_rows(variants=variants, num_classes=args.num_classes)))
