@@ -38,7 +38,19 @@ _LAZY = {
     "TrainResult": "deepsquare.train.api",
 }
 
-__all__ = ["__version__", "bench", "export", "load", "train", *sorted(set(_LAZY) - {"bench", "load"})]
+__all__ = [
+    "BenchResult",
+    "ExportFailed",
+    "ExportResult",
+    "Prediction",
+    "Predictor",
+    "TrainResult",
+    "__version__",
+    "bench",
+    "export",
+    "load",
+    "train",
+]
 
 
 def _version() -> str:

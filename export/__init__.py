@@ -1,7 +1,7 @@
 """deepsquare.export: deploy transform, exporters per format, parity gate, benchmarks and the main job.
 
 May import deepsquare.train and deepsquare.runtime (never the other way round). Importing it is cheap. The package
-is callable: ``deepsquare.export(checkpoint, to=[...], out=...)`` is :func:`deepsquare.export.api.export`.
+is callable: ``deepsquare.export(checkpoint, to=[...], out=...)`` is ``deepsquare.export.api.export``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
 
 class _CallablePackage(types.ModuleType):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """``deepsquare.export(...)``: see :func:`deepsquare.export.api.export`."""
+        """``deepsquare.export(...)``: see ``deepsquare.export.api.export``."""
         from .api import export
 
         return export(*args, **kwargs)

@@ -76,13 +76,13 @@ def export(
         log: where progress lines go (``None``: nowhere).
 
     Returns:
-        An :class:`ExportResult`.
+        The bundle's files, parity figures and sizes ([ExportResult][deepsquare.export.api.ExportResult]).
 
     Raises:
         ExportFailed: a format failed its gate (no file of it is written; ``.result`` has the rest).
         ExportError, CheckpointError, ConverterMissing: a bad request, refused before any conversion.
 
-    Example:
+    Examples:
         >>> import deepsquare as ds
         >>> result = ds.export("runs/sq/model.ckpt", to=["onnx"], out="runs/sq/bundle")
         >>> result.parity["onnx"]["top1_agreement"], result.sizes["onnx"]
@@ -146,17 +146,19 @@ def bench(
     Args:
         models: checkpoints (files) and bundles (folders with ``model.json``); none: the variants of ``arch`` with
             random weights.
-        arch, variant: for the random-weight models (a list or a comma string; ``gap`` is always added).
+        arch: the archs of the random-weight models (a list or a comma string).
+        variant: their variants (a list or a comma string; ``gap`` is always added).
         to: the formats to time, one runtime each (``onnx``: ONNX Runtime, ``tflite``: LiteRT, ``executorch``).
         precision: precisions exported and timed side by side (default: each format's own default).
         threads: runtime thread counts, each its own cell.
-        runs, warmup: timed rounds per model, untimed rounds per block of new sessions.
+        runs: timed rounds per model.
+        warmup: untimed rounds per block of new sessions.
         time_budget: instead of ``runs``, seconds of rounds per (arch, runtime, threads) cell.
         add_records: JSON record files measured elsewhere (``deepsquare profile --out``), shown beside.
         out: the report folder.
 
     Returns:
-        A :class:`BenchResult` (also written to ``out/bench.json`` and ``out/bench.md``).
+        The records and ratios ([BenchResult][deepsquare.export.api.BenchResult]), also written to ``out``.
     """
     from .bench import run_bench_and_write  # torch: imported by the call
 

@@ -112,7 +112,7 @@ def run_jobs(
 ) -> Iterator[tuple[ConvertJob, FormatOutcome, float]]:
     """Each job with its outcome and seconds, as it finishes: here one after another, or in ``workers`` fresh
     processes (spawned: a forked copy of a process that already ran torch can deadlock in its thread pool). The
-    converters are single-threaded for most of their run, so formats overlap well (README, "Export")."""
+    converters are single-threaded for most of their run, so formats overlap well (docs: results/export.md)."""
     payloads: list[bytes] = []
     if workers > 1:
         try:  # here, not in the pool's feeder thread, where a pickling error leaves the pool hanging

@@ -68,7 +68,7 @@ def to_pixels(image: Any, size: int) -> np.ndarray:
 
 
 class Predictor:
-    """One model of a bundle, open in its runtime. Create it with :func:`load`."""
+    """One model of a bundle, open in its runtime. Create it with [load][deepsquare.runtime.predictor.load]."""
 
     def __init__(self, folder: Path, fmt: Format, runner: Runner, meta: BundleMeta) -> None:
         self.folder, self.format, self.runner, self.meta = folder, fmt.name, runner, meta
@@ -118,7 +118,8 @@ def load(bundle: str | Path, runtime: str | None = None, threads: int = 1) -> Pr
         threads: runtime threads (0: the runtime's choice).
 
     Returns:
-        A :class:`Predictor`; ``.predict(image)`` gives the top-5 :class:`Prediction` s.
+        A [Predictor][deepsquare.runtime.predictor.Predictor]; ``.predict(image)`` gives the top-5
+        [Prediction][deepsquare.runtime.predictor.Prediction] s.
 
     Raises:
         BundleError: not a bundle, no such model in it, or a damaged model file (one line each).

@@ -111,7 +111,9 @@ def test_every_flag_is_explained_and_every_command_has_an_example() -> None:
         assert "Example" in description and f"  {prog} " in description, f"{prog} --help shows no example"
         text = parser.format_help()
         for action in parser._actions:
-            shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+            default = action.default
+            hidden = default is None or default is False or default == argparse.SUPPRESS or default in ("", [], ())
+            shown = not hidden and action.option_strings
             if shown and action.dest != "help":
                 assert "default" in parser._get_formatter()._get_help_string(action), (prog, action.dest)
         assert "deepsquare-" not in text.replace("deepsquare-export", ""), f"{prog} names a retired script"

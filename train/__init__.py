@@ -1,7 +1,7 @@
 """deepsquare.train: the model zoo with the DeepSquare modules and DSoP branches, data, and the trainer.
 
 Importing it is cheap (torch comes with the first name used). The package is callable: ``deepsquare.train(...)``
-is :func:`deepsquare.train.api.train`.
+is ``deepsquare.train.api.train``.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def __getattr__(name: str) -> Any:
 
 class _CallablePackage(types.ModuleType):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """``deepsquare.train(...)``: see :func:`deepsquare.train.api.train`."""
+        """``deepsquare.train(...)``: see ``deepsquare.train.api.train``."""
         return self.train(*args, **kwargs)
 
 

@@ -41,20 +41,21 @@ def train(
     """Train a DeepSquare / DSoP classifier and write ``OUT/model.ckpt``, ``best.ckpt``, ``last.ckpt``, ``metrics.csv``.
 
     Args:
-        config: a full :class:`~deepsquare.train.config.TrainConfig`; or give its fields as keywords instead.
+        config: a full ``TrainConfig`` (``deepsquare.train.config``); or give its fields as keywords instead.
         quiet: one log line per epoch instead of a progress bar (the default here: notebooks).
         resume: continue from ``OUT/last.ckpt`` with its recipe (``epochs`` may grow).
         **settings: ``TrainConfig`` fields: ``arch``, ``variant``, ``data``, ``out``, ``epochs``, ``batch_size``,
             ``input_size``, ``lr``, ``dropout``, ``dsop_stages`` (a tuple or a comma string), ``seed``, ...
 
     Returns:
-        A :class:`TrainResult` (``.checkpoint`` is what ``deepsquare.export`` takes).
+        The run's files ([TrainResult][deepsquare.train.api.TrainResult]); ``.checkpoint`` is what
+        ``deepsquare.export`` takes.
 
     Raises:
         TypeError: an unknown setting. ``TrainingError``, ``DataError``, ``CheckpointError``: what the trainer refuses
             (each names the setting), a non-finite loss (the last good checkpoint is kept).
 
-    Example:
+    Examples:
         >>> import deepsquare as ds
         >>> run = ds.train(arch="vanilla_cnn", variant="sp+ss", data="synthetic:200", epochs=1, out="runs/api")
         >>> run.checkpoint

@@ -84,7 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=d.ss_lr_scale,
         help=f"the Square-Softmin scale's learning rate as a multiple of the schedule's (default {d.ss_lr_scale}: "
-        "at 1 the scale collapsed early and stalled training, see README; 0: fixed)",
+        "at 1 the scale collapsed early and stalled training, see the docs' Results > Accuracy; 0: fixed)",
     )
     p.add_argument(
         "--ss-offset",

@@ -36,11 +36,15 @@ class TrainConfig:
     weight_decay: float | None = None  # None: 1e-4 ResNet / vanilla, 4e-5 ShuffleNetV2
     momentum: float = 0.9
     label_smoothing: float = 0.0
-    clip_grad: float = 5.0  # global grad-norm clip; 0 disables (not in the paper, see README)
+    clip_grad: float = (
+        5.0  # global grad-norm clip; 0 disables (not in the paper; docs: guides/training.md, "The recipe")
+    )
     clip_unitwise: float = 0.0  # adaptive unit-wise clip ratio (NFNets' AGC, arXiv:2102.06171); 0 disables
-    dropout: float = 0.0  # one dropout for every variant: equal regularisation (README, "What the papers claim")
+    dropout: float = 0.0  # one dropout for every variant: equal regularisation (docs: results/accuracy.md)
     ss_init: float = 1.0  # Square-Softmin's |s| at the start
-    ss_lr_scale: float = 0.1  # the Square-Softmin scale's lr, times the schedule's (0: kept fixed); README "Training"
+    ss_lr_scale: float = (
+        0.1  # the Square-Softmin scale's lr, times the schedule's (0: kept fixed); docs: results/accuracy.md
+    )
     ss_offset: float = 0.0  # the FC bias a Square-Softmin head starts with (run_state.init_square_modules)
     sex_alpha: float = 0.1  # Square-Excitation's alpha at the start (see layers.SquareExcitation)
     diagnostics: bool = False  # OUT/diagnostics.csv, one row per step (train/diagnostics.py)

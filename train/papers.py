@@ -1,4 +1,4 @@
-"""The papers behind the modules, by title and arXiv id (cited in docstrings, the registry and README)."""
+"""The papers behind the modules, by title and arXiv id (cited in docstrings, the registry and the docs)."""
 
 DEEPSQUARE = (
     "DeepSquare: Boosting the Learning Power of Deep Convolutional Neural Networks with Elementwise Square "

@@ -2,7 +2,7 @@
 
 SGD with Nesterov momentum 0.9, linear warm-up then cosine decay, weight decay per arch, one dropout
 before the FC for every variant (0 by default: the paper's 0.2 for DeepSquare models only made them
-trail GAP here, see README; DeepSquare, arXiv:1906.04979), DSoP loss
+trail GAP here, see the docs' results/accuracy.md; DeepSquare, arXiv:1906.04979), DSoP loss
 ``alpha*L + sum beta_i*L_i`` (Detachable Second-order Pooling, arXiv:2006.00809).
 Deterministic on CPU: the data order, augmentation and dropout of epoch ``e`` are seeded
 from ``(seed, e)``, so an interrupted run resumed from its last checkpoint ends with the

@@ -1,4 +1,4 @@
-"""Parameter counts of every arch x variant, as a table (the README's, and the main job's).
+"""Parameter counts of every arch x variant, as a table (the docs' Design > Registries, and the main job's).
 
 python -m deepsquare.train.zoo_table [--num-classes 1000] [--variant gap,sp,ss,sex,se]
 """
