@@ -4,13 +4,12 @@ not installed, a missing checkpoint, an unwritable ``--out``."""
 
 from __future__ import annotations
 
-import difflib
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from deepsquare.runtime.formats import FORMATS, Format
+from deepsquare.runtime.formats import FORMATS, Format, parse_format_names
 from deepsquare.train.checkpoint import CheckpointError
 
 from .converters import ConverterMissing
@@ -37,19 +36,11 @@ class ExportRequest:
 
 
 def parse_formats(text: str) -> list[str]:
-    names = list(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
-    if names == ["all"]:
-        return list(FORMATS)
-    if "all" in names:
-        raise ExportError(f"--to all already means {', '.join(FORMATS)}; give 'all' alone or a list of formats")
-    for name in names:
-        if name not in FORMATS:
-            close = difflib.get_close_matches(name, [*FORMATS, "all"], n=1, cutoff=0.4)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ExportError(f"unknown format {name!r}{hint}; valid: {', '.join(FORMATS)}, all")
-    if not names:
-        raise ExportError(f"--to needs a format: {', '.join(FORMATS)}, all")
-    return names
+    """``--to`` text -> format names (the one parser, ``runtime.formats.parse_format_names``); ExportError if bad."""
+    try:
+        return parse_format_names(text)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def precision_for(fmt: Format, asked: str | None) -> str:

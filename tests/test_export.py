@@ -190,7 +190,7 @@ def test_predict_prints_top5_from_the_bundle(vanilla_bundle, tmp_path: Path) -> 
                 "predict",
                 str(out),
                 str(tmp_path / "x.png"),
-                "--format",
+                "--to",
                 fmt,
             ],
             capture_output=True,
@@ -378,7 +378,8 @@ def test_negative_jobs_is_refused_before_any_work(tmp_path: Path, capsys) -> Non
 
 def test_unknown_format_suggests_the_closest(tmp_path: Path) -> None:
     result = export(str(tmp_path / "x.ckpt"), "--to", "tflight")
-    assert result.returncode == 1 and "unknown format 'tflight' (did you mean 'tflite'?)" in result.stderr
+    # refused by the parser (exit 2, with the usage line), before the checkpoint is even looked at
+    assert result.returncode == 2 and "unknown format 'tflight' (did you mean 'tflite'?)" in result.stderr
 
 
 def test_unwritable_out_is_refused(tmp_path: Path) -> None:
