@@ -19,13 +19,14 @@ from deepsquare.runtime.options import RUNS, THREADS, WARMUP
 
 @dataclass
 class ExportResult:
-    """One bundle: the files that passed the parity gate, their parity figures and sizes, the full report."""
+    """One bundle: its files (every format passed their parity gate), parity figures and sizes, the full report."""
 
     out: Path  # the bundle folder (model files, model.json, export_report.json)
-    files: dict[str, Path] = field(default_factory=dict)  # format -> file, only those that passed
+    files: dict[str, Path] = field(default_factory=dict)  # format -> file in the bundle; {} when the export failed
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)  # format -> max_abs_diff, top1_agreement, ...
     sizes: dict[str, int] = field(default_factory=dict)  # format -> bytes on disk
     report: dict[str, Any] = field(default_factory=dict)  # export_report.json
+    report_file: Path | None = None  # where the report was written (beside ``out`` when a failed export left it)
 
     @property
     def ok(self) -> bool:
@@ -38,11 +39,15 @@ class ExportResult:
 
 
 class ExportFailed(RuntimeError):
-    """A format failed its conversion or parity gate; ``.result`` holds what passed (the bundle has only those)."""
+    """A format failed its conversion or parity gate: nothing was published, ``out`` is as it was; ``.result`` holds
+    the report (each format's parity figures) and where it was written (``.result.report_file``)."""
 
     def __init__(self, result: ExportResult) -> None:
         reasons = "; ".join(f"{n}: {result.report['formats'][n].get('reason', '?')}" for n in result.failed)
-        super().__init__(f"export failed for {', '.join(result.failed)} ({reasons})")
+        super().__init__(
+            f"export failed for {', '.join(result.failed)} ({reasons}); the previous content of {result.out} is "
+            f"untouched, report: {result.report_file}"
+        )
         self.result = result
 
 
@@ -67,7 +72,8 @@ def export(
     Args:
         checkpoint: a ``model.ckpt`` written by ``deepsquare train``.
         to: formats, a list or a comma string (``onnx``, ``coreml``, ``tflite``, ``executorch``), or ``"all"``.
-        out: the bundle folder (default: ``CHECKPOINT_DIR/export``); replaced whole once every format is done.
+        out: the bundle folder (default: ``CHECKPOINT_DIR/export``); replaced whole once every format passed, left
+            as it was otherwise. A link to a folder: the bundle goes into that folder. One export at a time per folder.
         precision: ``fp32``, ``fp16`` or ``int8``, applied to each format that offers it (others: their default).
         calib: a ``--data`` spec of the int8 calibration images (default: the checkpoint's data).
         samples: real images of the checkpoint's data in the parity check (beside a fixed random batch).
@@ -79,15 +85,16 @@ def export(
         The bundle's files, parity figures and sizes ([ExportResult][deepsquare.export.api.ExportResult]).
 
     Raises:
-        ExportFailed: a format failed its gate (no file of it is written; ``.result`` has the rest).
-        ExportError, CheckpointError, ConverterMissing: a bad request, refused before any conversion.
+        ExportFailed: a format failed its gate (``out`` is left as it was; ``.result`` has the report).
+        ExportError, CheckpointError, ConverterMissing: a bad request, refused before any conversion; another export
+            writing ``out``; a disk error (``out`` is left as it was).
 
     Examples:
         >>> import deepsquare as ds
         >>> result = ds.export("runs/sq/model.ckpt", to=["onnx"], out="runs/sq/bundle")
         >>> result.parity["onnx"]["top1_agreement"], result.sizes["onnx"]
     """
-    from .pipeline import ExportRequest, run_export  # torch and the converters: imported by the call
+    from .pipeline import ExportRequest, export_bundle  # torch and the converters: imported by the call
 
     checkpoint = Path(checkpoint)
     bundle = Path(out) if out is not None else checkpoint.parent / "export"
@@ -101,12 +108,12 @@ def export(
         verbose=verbose,
         jobs=jobs,
     )
-    _, report = run_export(request, log=log or (lambda line: None))
-    result = ExportResult(out=bundle, report=report)
-    for name, record in report["formats"].items():
+    done = export_bundle(request, log=log or (lambda line: None))
+    result = ExportResult(out=bundle, report=done.report, report_file=done.report_file)
+    for name, record in done.report["formats"].items():
         result.parity[name] = dict(record.get("parity") or {})
         path = bundle / FORMATS[name].file
-        if record.get("passed") and path.exists():
+        if done.ok and path.exists():  # a failed export published nothing: files in --out are the previous bundle's
             result.files[name] = path
             result.sizes[name] = size_on_disk(path)
     if not result.ok:

@@ -119,6 +119,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     check_rounds(args)
     check_threads(args.threads)
+    if args.num_classes < 1:
+        raise UsageError(f"--num-classes must be >= 1, got {args.num_classes}")
     if args.input_size < 8:
         raise UsageError(f"--input-size must be >= 8, got {args.input_size}")
     if args.time_budget is not None and not args.time_budget > 0:
@@ -155,6 +157,8 @@ def add_isqrt_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_isqrt(args: argparse.Namespace) -> int:
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     if min(args.batch_size, args.dsop_dim, args.dsop_iterations) < 1:
         raise UsageError("--batch-size, --dsop-dim and --dsop-iterations must be >= 1")
     check_rounds(args, least_runs=1)

@@ -9,8 +9,11 @@ The deploy transform (DSoP branches stripped, Square-Softmin folded into the FC,
 fused, dropout removed) is checked against the training model first. Each format is then
 converted in a staging folder, run in its own runtime against the PyTorch deploy model (a
 fixed random batch plus real samples of the checkpoint's data set when it can be loaded),
-and kept only when it passes; the whole bundle then replaces --out at once. Formats convert
-side by side, one process each (--jobs; most converters use one core for most of their run).
+and the new bundle replaces --out at once only when every format passed: a failure of any kind
+(a gate, a full disk, an error, Ctrl+C) leaves --out as it was and puts the attempt's report beside
+it (OUT.failed-export_report.json). One export per --out at a time (a lock beside it); a linked
+--out gets the bundle in its target. model.json records the sha256 of each model file, checked
+when the bundle is loaded. Formats convert side by side, one process each (--jobs).
 Core ML cannot predict on Linux: there its program's structure is validated, fp16 is checked
 with the deploy model rounded to float16, and the report says numeric parity was not run.
 Outputs: model.onnx, model.mlpackage, model.tflite, model.pte, model.json (metadata the apps
@@ -70,15 +73,23 @@ def run(args: argparse.Namespace) -> int:
             log=None if args.quiet else print,
         )
     except ExportFailed as exc:
-        print(f"report: {out / 'export_report.json'} ({exc.result.report['wall_s']} s)")
-        print(f"{PROG}: error: parity failed for {', '.join(exc.result.failed)}", file=sys.stderr)
+        result = exc.result
+        print(f"report: {result.report_file} ({result.report['wall_s']} s)")
+        first = result.failed[0]
+        reason = str(result.report["formats"][first].get("reason") or "?").strip().splitlines() or ["?"]
+        more = f" (and {', '.join(result.failed[1:])})" if len(result.failed) > 1 else ""
+        print(
+            f"{PROG}: error: {first} failed{more}: {reason[0][:300]}; nothing was published, "
+            f"the previous content of {out} is untouched",
+            file=sys.stderr,
+        )
         return 1
     except (ExportError, CheckpointError, ConverterMissing, DeployError, DataError) as exc:
         if args.verbose:
             traceback.print_exc()
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
-    print(f"report: {out / 'export_report.json'} ({result.report['wall_s']} s)")
+    print(f"report: {result.report_file} ({result.report['wall_s']} s)")
     return 0
 
 

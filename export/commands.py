@@ -9,12 +9,14 @@ Each subcommand lives beside the code it drives, as a module with ``add_argument
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import import_module
 
 from deepsquare.runtime.options import UsageError
+from deepsquare.runtime.processes import Stopped, stopping_on_signals
 
 PROG = "deepsquare"
 
@@ -160,13 +162,17 @@ def run_command(argv: list[str] | None = None) -> int:
     parser = command_parser(command, prog)
     args = parser.parse_args(rest)
     args.given = rest  # the words as typed: a command may need to know which flags were explicit
-    try:
-        return int(getattr(import_module(command.module), command.runner)(args) or 0)
-    except UsageError as exc:
-        parser.error(str(exc))  # exits 2 with the usage line, as a flag argparse refused itself
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+    # SIGTERM and Ctrl+C raise Stopped (a KeyboardInterrupt) here: clean-ups run, children are stopped, one line.
+    with stopping_on_signals() as stop:
+        try:
+            code = int(getattr(import_module(command.module), command.runner)(args) or 0)
+        except UsageError as exc:
+            parser.error(str(exc))  # exits 2 with the usage line, as a flag argparse refused itself
+        except KeyboardInterrupt as exc:
+            signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+            print(f"{prog}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+            return 128 + signum
+    return stop.exit_status(code)  # a command that printed its own line for the stop returned 130
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -119,7 +119,7 @@ def benchmark(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
     formats = {by_runtime(runtime).name for runtime in TIMED_RUNTIMES}
     trained = []
     for run in runs:
-        if all(run["formats"].get(f, {}).get("passed") for f in formats):
+        if run["export_ok"] and all(run["formats"].get(f, {}).get("passed") for f in formats):
             trained.append(bench.bundle_model(args.out / run["name"] / "export", formats, name=run["name"]))
         else:
             log(f"    {run['name']}: not timed, its export failed")

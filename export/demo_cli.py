@@ -16,6 +16,7 @@ Runtime, LiteRT and ExecuTorch (interleaved, as ratios to gap).
 from __future__ import annotations
 
 import argparse
+import math
 
 from deepsquare.runtime.options import UsageError, add_out, add_rounds, add_verbosity
 
@@ -40,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be a positive number, got {args.lr}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     if args.runs < 2 or args.warmup < 0:
         raise UsageError(f"--runs must be >= 2 and --warmup >= 0, got {args.runs} and {args.warmup}")
     from .demo import run_demo  # torch: after the flags are checked

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -18,6 +19,7 @@ import torch
 
 from deepsquare.runtime.bundle import BundleMeta, FormatEntry
 from deepsquare.runtime.formats import FORMATS, Format
+from deepsquare.runtime.processes import children_ignore_sigint, die_with_parent, forget, stop_children, track
 from deepsquare.runtime.quiet import quiet
 
 from .converters import CONVERTERS, ConverterMissing
@@ -103,6 +105,25 @@ def share_cores(workers: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
+def start_worker(workers: int, parent: int) -> None:
+    """Worker initializer: dies with the export (even a SIGKILL-ed one), then shares the cores."""
+    die_with_parent(parent)
+    share_cores(workers)
+
+
+def start_resource_tracker() -> None:
+    """multiprocessing's resource tracker, started without its leak warning: a converter stopped mid-run (Ctrl+C,
+    SIGTERM) leaves semaphores that the tracker removes, and its two-line warning about them is only noise."""
+    from multiprocessing import resource_tracker
+
+    quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+    sys.warnoptions.append(quiet)  # the tracker is started with this process's -W options
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.warnoptions.remove(quiet)
+
+
 def run_pickled_job(payload: bytes) -> tuple[FormatOutcome, float]:
     return run_job(pickle.loads(payload))
 
@@ -112,7 +133,8 @@ def run_jobs(
 ) -> Iterator[tuple[ConvertJob, FormatOutcome, float]]:
     """Each job with its outcome and seconds, as it finishes: here one after another, or in ``workers`` fresh
     processes (spawned: a forked copy of a process that already ran torch can deadlock in its thread pool). The
-    converters are single-threaded for most of their run, so formats overlap well (docs: results/export.md)."""
+    converters are single-threaded for most of their run, so formats overlap well (docs: results/export.md).
+    The workers die with this process, however it ends (``deepsquare.runtime.processes``)."""
     payloads: list[bytes] = []
     if workers > 1:
         try:  # here, not in the pool's feeder thread, where a pickling error leaves the pool hanging
@@ -125,10 +147,16 @@ def run_jobs(
             yield job, *run_job(job)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=share_cores, initargs=(workers,)) as pool:
+    start_resource_tracker()
+    start = (workers, os.getpid())
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker, initargs=start) as pool:
         # The slowest converters start first, so that the last one to finish is a short one.
         order = sorted(range(len(jobs)), key=lambda i: -FORMATS[jobs[i].fmt].convert_weight)
-        futures = {pool.submit(run_pickled_job, payloads[i]): jobs[i] for i in order}
+        with children_ignore_sigint():  # the workers start here; Ctrl+C is the parent's to handle
+            futures = {pool.submit(run_pickled_job, payloads[i]): jobs[i] for i in order}
+        processes = list(pool._processes.values())  # 3.11 has no public handle on the workers
+        for process in processes:
+            track(process)  # SIGTERM / Ctrl+C of the export stops them at once
         try:
             for future in as_completed(futures):
                 job = futures[future]
@@ -139,6 +167,10 @@ def run_jobs(
                     outcome = FormatOutcome(False, f"conversion failed: {reason}")
                     seconds = 0.0
                 yield job, outcome, seconds
-        except BaseException:
+        except BaseException:  # Ctrl+C, SIGTERM, an abandoned generator: no converter keeps writing to staging
+            stop_children(force=True, only=processes)
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+        finally:
+            for process in processes:
+                forget(process)

@@ -3,8 +3,10 @@
 The deploy transform (DSoP branches stripped, Square-Softmin folded into the FC, BatchNorm
 fused, dropout removed) is checked against the training model first. Each format is then
 converted in a staging folder, run in its own runtime against the PyTorch deploy model (a
-fixed random batch plus real samples of the checkpoint's data set when it can be loaded),
-and moved into ``out`` only when it passes. Where a runtime cannot run here (Core ML off
+fixed random batch plus real samples of the checkpoint's data set when it can be loaded); the
+bundle replaces ``out`` only when every format asked for passed. A failure of any kind leaves
+``out`` as it was (the failed attempt's report goes beside it, see ``publish.report_path``), and
+one export at a time writes a given ``out`` (``bundle_lock``). Where a runtime cannot run here (Core ML off
 macOS) the program's structure is validated and the report says numeric parity was not run.
 
 Everything about a format comes from the table in ``deepsquare.runtime.formats`` and its
@@ -16,6 +18,7 @@ replaced whole). This module strings them together: :func:`run_export`.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -29,16 +32,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepsquare.runtime.bundle import SIDECAR, BundleMeta
+from deepsquare.runtime.bundle import SIDECAR, BundleMeta, model_sha256
 from deepsquare.runtime.files import write_text_atomically
 from deepsquare.runtime.formats import FORMATS
 from deepsquare.train.checkpoint import Checkpoint
 from deepsquare.train.data import load_data
 
+from .bundle_lock import bundle_lock
 from .complexity import count_ops
 from .deploy import DeployReport, deploy_transform
 from .jobs import ConvertJob, format_entry, run_jobs
-from .publish import REPORT, new_staging, publish, recover
+from .publish import FAILED_REPORT_SUFFIX, REPORT, bundle_target, new_staging, publish, recover, report_path
 from .request import ExportError, ExportRequest, check_request, parse_formats, precision_for, prepare_out
 from .verify import FormatOutcome, ParityInputs, held_out_accuracy, parity_inputs
 
@@ -167,6 +171,7 @@ def convert_all(
         if outcome.passed:
             os.replace(job.folder / fmt.file, staging / fmt.file)
             deployed.meta.formats[name] = format_entry(fmt, precision)
+            deployed.meta.sha256[fmt.file] = model_sha256(staging / fmt.file)
         else:
             all_ok = False
         log_outcome(job, outcome, seconds, request.out, log)
@@ -174,54 +179,106 @@ def convert_all(
     return all_ok, records
 
 
+# A format that failed for one of these failed because of the disk, not because of its model: the run's error.
+DISK_ERRORS = tuple(os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO))
+
+
+def disk_error(records: dict[str, dict[str, Any]]) -> str | None:
+    """The disk error behind a failed format ("No space left on device"), if one is."""
+    for name, record in records.items():
+        found = [text for text in DISK_ERRORS if text in str(record.get("reason") or "")]
+        if not record.get("passed") and found:
+            return f"{found[0]}, while writing {name}"
+    return None
+
+
+def not_written(cause: str, out: Path) -> str:
+    return f"could not write the bundle ({cause}); the previous content of {out} is untouched"
+
+
+@dataclass
+class Exported:
+    ok: bool  # every format passed: the bundle was published
+    report: dict[str, Any]
+    report_file: Path  # in the bundle, or beside --out when a failed export left --out as it was
+
+
 def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> tuple[bool, dict[str, Any]]:
-    """Export ``request.checkpoint`` to each format; (all passed, the report written to ``out``)."""
+    """Export ``request.checkpoint`` to each format; (all passed, the report). See :func:`export_bundle`."""
+    done = export_bundle(request, log)
+    return done.ok, done.report
+
+
+def export_bundle(request: ExportRequest, log: Callable[[str], None] = print) -> Exported:
+    """Export ``request.checkpoint`` to each format; publish the bundle into ``out`` when every format passed."""
     started = time.perf_counter()
     check_request(request)
-    ckpt = Checkpoint.load(request.checkpoint)
-    deployed = deploy(ckpt, request, log)
-    meta = deployed.meta
-    report: dict[str, Any] = {
-        "checkpoint": str(request.checkpoint),
-        "deploy": deployed.report.as_dict(),
-        "parity_inputs": deployed.checked.description,
-        "formats": {},
-    }
-    needs_calibration = any(precision_for(FORMATS[n], request.precision) == "int8" for n in request.formats)
-    calibration = calibration_batch(request.calib, ckpt) if needs_calibration else None
-    for note in recover(request.out):
-        log(note)
-    staging = new_staging(request.out)
-    try:
-        jobs = [
-            ConvertJob(
-                name,
-                deployed.model,
-                deployed.checked.images,
-                deployed.reference,
-                staging / f".{name}",
-                meta,
-                precision_for(FORMATS[name], request.precision),
-                calibration,
-                request.verbose,
+    with bundle_lock(request.out):
+        ckpt = Checkpoint.load(request.checkpoint)
+        deployed = deploy(ckpt, request, log)
+        report: dict[str, Any] = {
+            "checkpoint": str(request.checkpoint),
+            "deploy": deployed.report.as_dict(),
+            "parity_inputs": deployed.checked.description,
+            "formats": {},
+        }
+        needs_calibration = any(precision_for(FORMATS[n], request.precision) == "int8" for n in request.formats)
+        calibration = calibration_batch(request.calib, ckpt) if needs_calibration else None
+        for note in recover(request.out):
+            log(note)
+        staging = new_staging(request.out)
+        try:
+            all_ok, records = convert_all(
+                make_jobs(request, deployed, calibration, staging), deployed, request, staging, log
             )
-            for name in request.formats
-        ]
-        for job in jobs:
-            job.folder.mkdir()
-        all_ok, records = convert_all(jobs, deployed, request, staging, log)
-        report["formats"] = {name: records[name] for name in request.formats}  # in the order asked
-        meta.formats = {name: meta.formats[name] for name in request.formats if name in meta.formats}
-        report["wall_s"] = round(time.perf_counter() - started, 1)
-        report["machine"] = {"platform": platform.platform(), "torch": str(torch.__version__)}
-        if meta.formats:
-            write_text_atomically(staging / SIDECAR, meta.to_json())
-        write_text_atomically(staging / REPORT, json.dumps(report, indent=2, default=str) + "\n")
-        publish(staging, request.out)
-    except OSError as exc:
-        raise ExportError(
-            f"could not write the bundle ({exc.strerror or exc}); the previous content of {request.out} is untouched"
-        ) from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return all_ok, report
+            report["formats"] = {name: records[name] for name in request.formats}  # in the order asked
+            report["wall_s"] = round(time.perf_counter() - started, 1)
+            report["machine"] = {"platform": platform.platform(), "torch": str(torch.__version__)}
+            cause = disk_error(records)
+            if cause:
+                raise ExportError(not_written(cause, request.out))
+            report_file = finish(staging, request, deployed.meta, report, all_ok)
+        except OSError as exc:
+            raise ExportError(not_written(exc.strerror or str(exc), request.out)) from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return Exported(all_ok, report, report_file)
+
+
+def make_jobs(
+    request: ExportRequest, deployed: Deployed, calibration: torch.Tensor | None, staging: Path
+) -> list[ConvertJob]:
+    jobs = [
+        ConvertJob(
+            name,
+            deployed.model,
+            deployed.checked.images,
+            deployed.reference,
+            staging / f".{name}",
+            deployed.meta,
+            precision_for(FORMATS[name], request.precision),
+            calibration,
+            request.verbose,
+        )
+        for name in request.formats
+    ]
+    for job in jobs:
+        job.folder.mkdir()
+    return jobs
+
+
+def finish(staging: Path, request: ExportRequest, meta: BundleMeta, report: dict[str, Any], all_ok: bool) -> Path:
+    """Publish the bundle when every format passed; else leave ``out`` as it was. Return where the report is."""
+    text = json.dumps(report, indent=2, default=str) + "\n"
+    if not all_ok:  # no file of this attempt enters --out; its report goes where it damages nothing
+        path = report_path(request.out, published=False)
+        write_text_atomically(path, text)
+        return path
+    meta.formats = {name: meta.formats[name] for name in request.formats}
+    meta.sha256 = {meta.formats[name].file: meta.sha256[meta.formats[name].file] for name in request.formats}
+    write_text_atomically(staging / SIDECAR, meta.to_json())
+    write_text_atomically(staging / REPORT, text)
+    publish(staging, request.out)
+    target = bundle_target(request.out)
+    (target.parent / f"{target.name}{FAILED_REPORT_SUFFIX}").unlink(missing_ok=True)  # an older attempt's
+    return report_path(request.out, published=True)

@@ -1,19 +1,24 @@
 """The deployed model bundle: exported files plus ``model.json``, the metadata sidecar.
 
 ``model.json`` is what the apps and the runners read: class names, input size, mean/std,
-per-format file and tensor layout, the variant and where it came from.
+per-format file and tensor layout, the variant and where it came from, and the sha256 of each model
+file (``"sha256": {file name: hex digest}``, see :func:`model_sha256`): a runner refuses a model file
+whose bytes are not the ones exported with this sidecar. Bundles written before the hashes load unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 SIDECAR = "model.json"
 SCHEMA = "deepsquare-bundle/1"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class BundleError(ValueError):
@@ -42,6 +47,7 @@ class BundleMeta:
     formats: dict[str, FormatEntry] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
+    sha256: dict[str, str] = field(default_factory=dict)  # model file name -> model_sha256(); {}: not checked
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -100,6 +106,11 @@ class BundleMeta:
                 raise BundleError(f"format entry {name!r} is malformed: {exc}") from exc
             if not isinstance(entries[name].file, str) or not entries[name].file:
                 raise BundleError(f"format entry {name!r} has no file name")
+        hashes = data.get("sha256", {})
+        if not isinstance(hashes, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and _HEX64.fullmatch(v) for k, v in hashes.items()
+        ):
+            raise BundleError(f"'sha256' must map file names to 64 hex digits, got {str(hashes)[:60]}")
         values = {k: v for k, v in data.items() if k in known}
         values["formats"] = entries
         return cls(**values)
@@ -127,3 +138,39 @@ def load_bundle(folder: str | Path) -> tuple[Path, BundleMeta]:
                 f"{sidecar}: the {name} entry {entry.file!r} points outside the bundle folder; refusing to follow it"
             )
     return folder, meta
+
+
+def model_sha256(path: Path) -> str:
+    """The sha256 hex digest of a model file. Of a model folder (``.mlpackage``): the sha256 over its files in
+    sorted order of their relative POSIX paths, each fed as ``PATH\\0DIGEST\\n`` (DIGEST: the file's own sha256
+    hex digest), so a renamed, added, removed or changed file changes it."""
+
+    def of_file(file: Path) -> str:
+        digest = hashlib.sha256()
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    if not path.is_dir():
+        return of_file(path)
+    digest = hashlib.sha256()
+    for name in sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{name}\0{of_file(path / name)}\n".encode())
+    return digest.hexdigest()
+
+
+def check_model_file(path: Path, meta: BundleMeta) -> None:
+    """Refuse a model file whose bytes are not those ``model.json`` recorded (no record: not checked)."""
+    expected = meta.sha256.get(path.name)
+    if expected is None:
+        return
+    try:
+        found = model_sha256(path)
+    except OSError as exc:
+        raise BundleError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if found != expected:
+        raise BundleError(
+            f"cannot load {path}: not the file this bundle's model.json was exported with (sha256 {found[:12]}..., "
+            f"expected {expected[:12]}...): replaced or damaged; re-export the bundle"
+        )

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .bundle import BundleError, BundleMeta, load_bundle
+from .bundle import BundleError, BundleMeta, check_model_file, load_bundle
 from .formats import FORMATS, Format
 from .quiet import quiet
 
@@ -218,6 +218,7 @@ def open_runner(bundle_dir: str | Path, fmt: str, threads: int = 0) -> tuple[Run
     path = folder / meta.formats[fmt].file
     if not path.exists():
         raise BundleError(f"bundle {folder} lists {path.name}, which is missing")
+    check_model_file(path, meta)  # the bytes model.json was exported with, not another model's file
     runner = open_model_file(FORMATS[fmt], path, meta, threads)
     return runner, meta
 

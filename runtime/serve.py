@@ -21,6 +21,7 @@ playwright-core (``bash apps/web/setup.sh`` in a clone installs both). No torch 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import threading
 from pathlib import Path
@@ -33,6 +34,8 @@ from .web import (
     check_app_dir,
     check_bundles,
     default_app_dir,
+    is_wildcard,
+    listen_urls,
     server_url,
     start_server,
 )
@@ -47,7 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BUNDLE",
         help="folders written by deepsquare export (the page opens the first; the benchmark times all)",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (127.0.0.1: this machine only; 0.0.0.0 or ::, written out: the network)",
+    )
     parser.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
     parser.add_argument("--app-dir", type=Path, help="another copy of the web app to serve (default: the packaged one)")
     bench = parser.add_argument_group("--headless-bench: time the bundles in a headless Chromium, write records, exit")
@@ -63,12 +70,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check(args: argparse.Namespace) -> None:
     if not args.host.strip():
         raise UsageError("--host is empty (an unset shell variable?); give an address, e.g. 127.0.0.1")
+    if is_wildcard(args.host) and args.host not in ("0.0.0.0", "::"):
+        raise UsageError(
+            f"--host {args.host!r} means every address of this machine: write --host 0.0.0.0 (or ::) to serve "
+            "the bundles to the network, or give one address (127.0.0.1: this machine only)"
+        )
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {args.port}")
     check_rounds(args)
     args.threads = one_value("--threads", args.threads)
-    if not 1 <= args.threads <= 64 or args.timeout <= 0:
-        raise UsageError(f"--threads must be in 1..64 and --timeout > 0, got {args.threads} and {args.timeout}")
+    if not 1 <= args.threads <= 64 or not 0 < args.timeout < math.inf:  # nan is refused too
+        raise UsageError(
+            f"--threads must be in 1..64 and --timeout a finite number > 0, got {args.threads} and {args.timeout}"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,6 +102,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     url = server_url(server)
     print(f"serving {', '.join(str(b) for b in args.bundles)} at {url}", flush=True)
+    if is_wildcard(args.host):
+        print(f"listening on every address of this machine: {', '.join(listen_urls(server))}", flush=True)
+        print(
+            f"deepsquare serve: warning: --host {args.host} serves the bundles to the network: anyone who can "
+            "reach this machine can download them (--host 127.0.0.1 keeps them on this machine)",
+            file=sys.stderr,
+            flush=True,
+        )
     browser = find_browser(None)
     print(
         f"open {url} in a browser"

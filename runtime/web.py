@@ -5,10 +5,14 @@ What it serves and how the headless bench works: ``deepsquare.runtime.serve`` (t
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import mimetypes
+import socket
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -152,6 +156,7 @@ class Site:
 def make_handler(site: Site, verbose: bool):
     class Handler(SimpleHTTPRequestHandler):
         server_version = "deepsquare-web"
+        timeout = 30  # seconds a silent client may hold a worker
 
         def do_GET(self):
             self.respond(send_body=True)
@@ -160,6 +165,13 @@ def make_handler(site: Site, verbose: bool):
             self.respond(send_body=False)
 
         def respond(self, send_body: bool) -> None:
+            try:
+                self.answer(send_body)
+            except (ConnectionError, TimeoutError) as exc:  # the client went away mid-answer: its business
+                self.close_connection = True
+                self.log_message("%s: client went away (%s)", self.path, exc.strerror or type(exc).__name__)
+
+        def answer(self, send_body: bool) -> None:
             found = site.lookup(self.path)
             if found is None:
                 self.send_error(404, "not found")
@@ -185,19 +197,56 @@ def make_handler(site: Site, verbose: bool):
 
 
 class Server(ThreadingHTTPServer):
-    """A page loads ~20 files at once: a deep listen backlog (Python's default is 5), and a client that goes
-    away mid-answer is its own business, not a traceback on the server's stderr."""
+    """A page loads ~20 files at once: a deep listen backlog (Python's default is 5); at most ``workers``
+    threads answer (ThreadingHTTPServer alone starts one per connection, unbounded), and beyond ``workers +
+    waiting`` accepted connections the rest wait in the backlog. A client that goes away mid-answer is its own
+    business, not a traceback on the server's stderr."""
 
     request_queue_size = 256
     daemon_threads = True
+    workers, waiting = 32, 256
+
+    def __init__(self, address: tuple[str, int], handler) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="deepsquare-web")
+        self.slots = threading.BoundedSemaphore(self.workers + self.waiting)
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            with contextlib.suppress(OSError, AttributeError):
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+    def process_request(self, request, client_address) -> None:
+        self.slots.acquire()
+        try:
+            self.pool.submit(self.answer_one, request, client_address)
+        except RuntimeError:  # shut down meanwhile
+            self.slots.release()
+            self.shutdown_request(request)
+
+    def answer_one(self, request, client_address) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def handle_error(self, request, client_address) -> None:
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             return
         super().handle_error(request, client_address)
 
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
-def start_server(site: Site, host: str, port: int, verbose: bool = False) -> ThreadingHTTPServer:
+    def server_close(self) -> None:
+        super().server_close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def start_server(site: Site, host: str, port: int, verbose: bool = False) -> Server:
     """Bind and serve in a daemon thread; the caller calls ``shutdown()``."""
     try:
         server = Server((host, port), make_handler(site, verbose))
@@ -208,9 +257,39 @@ def start_server(site: Site, host: str, port: int, verbose: bool = False) -> Thr
     return server
 
 
+def url_of(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
 def server_url(server: ThreadingHTTPServer) -> str:
     host, port = server.server_address[:2]
-    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
+    return url_of({"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host), port)
+
+
+def is_wildcard(host: str) -> bool:
+    """Whether ``host`` means every address of this machine (0.0.0.0, ::, and spellings such as 0 or ::0)."""
+    if not host.strip():
+        return True
+    try:
+        found = socket.getaddrinfo(host.strip(), None, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError):
+        return False  # a name, not a numeric address
+    return any(ipaddress.ip_address(info[4][0].partition("%")[0]).is_unspecified for info in found)
+
+
+def listen_urls(server: ThreadingHTTPServer) -> list[str]:
+    """The URLs a server bound to every address answers on: loopback, the host name's, the default route's."""
+    port = server.server_address[1]
+    families = [socket.AF_INET6, socket.AF_INET] if server.address_family == socket.AF_INET6 else [socket.AF_INET]
+    found = []
+    for family in families:  # :: takes IPv4 clients too (dual stack, see Server.server_bind)
+        found.append("::1" if family == socket.AF_INET6 else "127.0.0.1")
+        with contextlib.suppress(OSError):
+            found += [i[4][0] for i in socket.getaddrinfo(socket.gethostname(), None, family, socket.SOCK_STREAM)]
+        with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect(("2001:db8::1" if family == socket.AF_INET6 else "192.0.2.1", 9))  # sends nothing
+            found.append(probe.getsockname()[0])
+    return [url_of(a.partition("%")[0], port) for a in dict.fromkeys(found)]
 
 
 def check_bundles(folders: list[Path], strict: bool) -> list[str]:

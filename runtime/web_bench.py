@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from . import processes
 from .files import write_text_atomically
 from .records import BenchRecord
 from .timing import ratio_interval
@@ -95,7 +96,8 @@ def drive_page(
     if screenshot is not None:
         command += ["--screenshot", str(screenshot)]
     errors: list[str] = []
-    with subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True) as proc:
+    # The browser dies with this process, even a SIGKILL-ed one; an error or Ctrl+C here kills it too.
+    with processes.child(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True) as proc:
         try:
             for line in proc.stderr:
                 if line.startswith("progress ") and progress is not None:

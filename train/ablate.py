@@ -9,14 +9,23 @@ import argparse
 import csv
 import json
 import os
-import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from deepsquare.runtime import processes
 from deepsquare.runtime.files import write_text_atomically
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked
+    fcntl = None  # type: ignore[assignment]
+
+LOCK = "train.lock"  # in each run's folder, held by the sweep that trains it
 
 
 @dataclass(frozen=True)
@@ -197,18 +206,61 @@ def command(run: Run, args: argparse.Namespace, folder: Path) -> list[str]:
     return cmd
 
 
-def execute(run: Run, args: argparse.Namespace) -> dict[str, Any]:
-    """Train one run in its own process (one torch thread) unless its result exists; return the result."""
-    folder = run.folder(args.out)
-    done = folder / "result.json"
+class RunBusy(RuntimeError):
+    """Another live process holds the run's lock: it is training that run now."""
+
+
+@contextmanager
+def run_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder/train.lock`` (fcntl.flock, with this pid in it) while the block runs; RunBusy when a live
+    process holds it. The kernel drops the lock with its holder, so a killed sweep leaves no stale lock."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK, "a+") as f:
+        if fcntl is None:
+            yield
+            return
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise RunBusy(f"being trained by pid {holder}") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
+
+
+def finished(done: Path) -> dict[str, Any] | None:
     if done.is_file():
         record = json.loads(done.read_text())
         if "split" in record:  # a result from before test splits (val only) is trained again
             return record
-    folder.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def execute(run: Run, args: argparse.Namespace) -> dict[str, Any]:
+    """Train one run in its own process (one torch thread) unless its result exists; return the result.
+
+    The sweep holds the run's lock while its trainer runs (the trainer dies with the sweep): a run that another
+    live sweep is training is skipped with RunBusy ("being trained by pid N"), never trained twice at once."""
+    folder = run.folder(args.out)
+    done = folder / "result.json"
+    if (record := finished(done)) is not None:
+        return record
+    try:
+        with run_lock(folder):
+            return finished(done) or train_locked(run, args, folder)
+    except RunBusy as exc:
+        raise RunBusy(f"run {run.name} seed {run.seed} skipped: {exc}; run the sweep again once it is done") from None
+
+
+def train_locked(run: Run, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    done = folder / "result.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     started = time.perf_counter()
-    result = subprocess.run(command(run, args, folder), capture_output=True, text=True, env=env)
+    result = processes.run(command(run, args, folder), env=env)  # the trainer dies with this process
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"run {run.name} seed {run.seed} failed: {last}")

@@ -32,6 +32,7 @@ archs, seeds and axis values may be added to a finished sweep: only the new runs
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -68,21 +69,107 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_verbosity(p)
 
 
+MAX_SEEDS = 1000  # seeds per grid point: a typo (--seeds 1000000000) would plan forever
+
+
 def check(args: argparse.Namespace) -> list:
-    """Everything refused in a second, before any training; returns the runs of the grid."""
-    args.dsop_iterations = [int(v) for v in split(args.dsop_iterations)]
+    """Everything refused in a second, before any training and before --out is made; returns the runs."""
+    check_lists(args)
     args.vary = parse_vary(args.vary)
+    for flag, values in args.vary.items():
+        if len({float(v) for v in values}) != len(values):
+            raise ValueError(f"--vary {flag}={','.join(values)} gives one value twice")
     for flag, dest in (("dropout", "--dropout"), ("lr", "--lr")):
         if flag in args.vary and any(a == dest or a.startswith(dest + "=") for a in args.given):
             raise ValueError(f"{dest} and --vary {flag} both given; keep one")
-    if args.seeds < 2 or args.jobs < 0:
-        raise ValueError(f"--seeds must be >= 2 (an interval needs two), --jobs >= 0; got {args.seeds}, {args.jobs}")
+    if not 2 <= args.seeds <= MAX_SEEDS or args.jobs < 0:
+        raise ValueError(
+            f"--seeds must be >= 2 (an interval needs two) and <= {MAX_SEEDS}, --jobs >= 0; "
+            f"got {args.seeds}, {args.jobs}"
+        )
     if args.baseline not in split(args.variants):
         raise ValueError(f"--baseline {args.baseline!r} is not among --variant")
     runs = plan(args)
+    check_runs(runs, args)
+    sweep = args.out / "sweep.json"
+    if sweep.is_file():  # check_recipe compares with it: it must be a recipe
+        try:
+            saved = json.loads(sweep.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{sweep} is not a readable sweep recipe ({exc}); remove it, or use a new --out") from None
+        if not isinstance(saved, dict):
+            raise ValueError(f"{sweep} is not a sweep recipe (a JSON object); remove it, or use a new --out")
     args.out.mkdir(parents=True, exist_ok=True)
     check_recipe(args)
     return runs
+
+
+def check_lists(args: argparse.Namespace) -> None:
+    """The comma lists: none empty, none naming one thing twice (two runs would share a folder)."""
+    try:
+        args.dsop_iterations = [int(v) for v in split(args.dsop_iterations)]
+    except ValueError:
+        raise ValueError(f"--dsop-iterations takes whole numbers, e.g. 3,5; got {args.dsop_iterations!r}") from None
+    for flag, values in (
+        ("--arch", split(args.arch)),
+        ("--variant", split(args.variants)),
+        ("--dsop", split(args.dsop)),
+        ("--dsop-iterations", args.dsop_iterations),
+    ):
+        if not values:
+            raise ValueError(f"{flag} is empty; give at least one value")
+        twice = [v for i, v in enumerate(values) if v in values[:i]]
+        if twice:
+            raise ValueError(f"{flag} names {twice[0]!r} twice")
+
+
+def run_config(run, args: argparse.Namespace):
+    """The TrainConfig the trainer builds from ``command(run, args)``'s flags."""
+    from .config import TrainConfig
+
+    varied = {
+        VARY_FLAGS[f]: float(v) for f, v in {**{f: v[0] for f, v in args.vary.items()}, **dict(run.settings)}.items()
+    }
+    settings = {"lr": args.lr, "dropout": args.dropout, **varied}
+    stages = () if run.dsop == "none" else tuple(run.dsop.split("+"))
+    return TrainConfig(
+        arch=run.arch,
+        variant=run.variant,
+        data=args.data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        input_size=args.input_size,
+        dsop_stages=stages,
+        dsop_iterations=run.iterations,
+        seed=run.seed,
+        **settings,
+    )
+
+
+def check_runs(runs: list, args: argparse.Namespace) -> None:
+    """Each run's settings through the trainer's own checks (every flag, each axis's baseline value too), its
+    model built once on the meta device (arch x variant x DSoP: no memory), and the --data spec parsed (no data
+    is loaded)."""
+    import torch
+
+    from .data import check_spec
+    from .models import build_from_spec
+
+    models = set()
+    for run in runs:
+        config = run_config(run, args)
+        try:
+            config.validate()
+        except ValueError as exc:  # name the axis values that gave the bad setting
+            varied = {**{f: v[0] for f, v in args.vary.items()}, **dict(run.settings)}
+            where = f" (with --vary {', '.join(f'{f}={v}' for f, v in varied.items())})" if varied else ""
+            raise ValueError(f"{exc}{where}") from None
+        key = (run.arch, run.variant, run.dsop, run.iterations)
+        if key not in models:
+            models.add(key)
+            with torch.device("meta"):
+                build_from_spec(config.resolved().model_spec(num_classes=10))
+    check_spec(args.data, args.input_size)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -121,7 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m deepsquare.train ...`` (what torchrun starts in each process)."""
     args = build_parser("python -m deepsquare.train").parse_args(argv)
     args.given = sys.argv[1:] if argv is None else argv
-    return run(args)
+    from deepsquare.runtime.processes import Stopped, stopping_on_signals
+
+    with stopping_on_signals() as stop:  # SIGTERM stops training as Ctrl+C does: one line, exit 143
+        try:
+            code = run(args)
+        except Stopped as exc:  # before training started
+            print(f"deepsquare train: interrupted ({exc.name})", file=sys.stderr)
+            return exc.exit_status
+    return stop.exit_status(code)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -148,15 +148,8 @@ def load_digits_set(size: int, seed: int) -> DataBundle:
     val, train = (rest[part] for part in stratified_parts(labels[rest], 4, 1, seed))
     train_set = ImageSet(images[train], labels[train])
     mean, std = channel_stats(train_set.images)
-    return DataBundle(
-        "digits",
-        train_set,
-        ImageSet(images[val], labels[val]),
-        [str(d) for d in range(10)],
-        mean,
-        std,
-        ImageSet(images[test], labels[test]),
-    )
+    val_set, test_set = ImageSet(images[val], labels[val]), ImageSet(images[test], labels[test])
+    return DataBundle("digits", train_set, val_set, [str(d) for d in range(10)], mean, std, test_set)
 
 
 # --- CIFAR python batches -----------------------------------------------------------------
@@ -164,12 +157,8 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
     """CIFAR batches are pickles: allow only what they hold (numpy arrays), never code."""
 
     ALLOWED = frozenset(
-        {
-            ("numpy.core.multiarray", "_reconstruct"),
-            ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy", "ndarray"),
-            ("numpy", "dtype"),
-        }
+        {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
+        | {("numpy", "ndarray"), ("numpy", "dtype")}
     )
 
     def find_class(self, module: str, name: str):
@@ -194,13 +183,8 @@ def load_cifar(kind: str, root: Path, size: int) -> DataBundle:
     if not root.is_dir():
         raise DataError(f"{kind} folder {root} does not exist")
     if kind == "cifar10":
-        train_files = [root / f"data_batch_{i}" for i in range(1, 6)]
-        test_files, meta, label_key, names_key = (
-            [root / "test_batch"],
-            root / "batches.meta",
-            b"labels",
-            b"label_names",
-        )
+        train_files, test_files = [root / f"data_batch_{i}" for i in range(1, 6)], [root / "test_batch"]
+        meta, label_key, names_key = root / "batches.meta", b"labels", b"label_names"
     else:
         train_files, test_files = [root / "train"], [root / "test"]
         meta, label_key, names_key = root / "meta", b"fine_labels", b"fine_label_names"
@@ -237,15 +221,8 @@ def load_cifar(kind: str, root: Path, size: int) -> DataBundle:
     mean, std = CIFAR_MEAN_STD[kind]
     full = read(train_files)
     val, train = stratified_parts(full.labels, 10, 1, seed=0)
-    return DataBundle(
-        kind,
-        ImageSet(full.images[train], full.labels[train]),
-        ImageSet(full.images[val], full.labels[val]),
-        names,
-        mean,
-        std,
-        read(test_files),
-    )
+    train_set, val_set = ImageSet(full.images[train], full.labels[train]), ImageSet(full.images[val], full.labels[val])
+    return DataBundle(kind, train_set, val_set, names, mean, std, read(test_files))
 
 
 # --- image folders ------------------------------------------------------------------------
@@ -291,6 +268,7 @@ def load_image_folder(root: Path, size: int) -> DataBundle:
 
 
 DATA_KINDS = ("synthetic[:N]", "digits", "cifar10:PATH", "cifar100:PATH", "imagefolder:PATH")
+KINDS_WITH_PATH = ("cifar10", "cifar100", "imagefolder")
 
 
 def load_data(spec: str, size: int, seed: int = 0) -> DataBundle:
@@ -315,22 +293,38 @@ def check_bundle(data: DataBundle, spec: str) -> DataBundle:
     return data
 
 
-def _load(spec: str, size: int, seed: int) -> DataBundle:
+# synthetic:N: images made in memory, refused before any allocation above either bound (float32 training images).
+SYNTHETIC_MAX_IMAGES, SYNTHETIC_MAX_BYTES = 1_000_000, 2 << 30
+
+
+def check_spec(spec: str, size: int) -> tuple[str, str]:
+    """``spec`` as (kind, path), refused with one line before anything is read or allocated."""
     kind, _, path = spec.partition(":")
-    if kind == "synthetic":
-        if not path:
-            return load_synthetic(size, seed)
-        if not path.isdigit() or int(path) < 10:
-            raise DataError(f"--data synthetic:N needs an image count N >= 10, got {path!r}")
-        # N training images, a quarter as many for validation; the test split is the default one (500)
-        return load_synthetic(size, seed, train_size=int(path), val_size=max(10, int(path) // 4))
-    if kind == "digits" and not path:
+    if kind == "synthetic":  # plain synthetic: synthetic:2000
+        most = min(SYNTHETIC_MAX_IMAGES, SYNTHETIC_MAX_BYTES // (3 * size * size * 4))
+        if not (path or "2000").isdigit() or not 10 <= int(path or 2000) <= most:
+            raise DataError(
+                f"--data synthetic:N needs an image count N >= 10 and <= {most:,} at --input-size {size} (the "
+                f"bounds: {SYNTHETIC_MAX_IMAGES:,} images, 2 GiB of training images), got {spec!r}"
+            )
+    elif not ((kind == "digits" and not path) or (kind in KINDS_WITH_PATH and path)):
+        raise DataError(f"unknown --data {spec!r}; valid: {', '.join(DATA_KINDS)}")
+    folder = Path(path).expanduser() / ("train" if kind == "imagefolder" else "")
+    if kind in KINDS_WITH_PATH and not folder.is_dir():  # the loaders' own words
+        raise DataError(f"{'image' if kind == 'imagefolder' else kind} folder {folder} does not exist")
+    return kind, path
+
+
+def _load(spec: str, size: int, seed: int) -> DataBundle:
+    kind, path = check_spec(spec, size)
+    if kind == "synthetic":  # synthetic:N: N training images, a quarter as many for val; the default test split
+        n = int(path or 2000)
+        return load_synthetic(size, seed, train_size=n, val_size=max(10, n // 4) if path else 500)
+    if kind == "digits":
         return load_digits_set(size, seed)
-    if kind in ("cifar10", "cifar100") and path:
+    if kind in ("cifar10", "cifar100"):
         return load_cifar(kind, Path(path).expanduser(), size)
-    if kind == "imagefolder" and path:
-        return load_image_folder(Path(path).expanduser(), size)
-    raise DataError(f"unknown --data {spec!r}; valid: {', '.join(DATA_KINDS)}")
+    return load_image_folder(Path(path).expanduser(), size)
 
 
 def augment(images: Tensor, generator: torch.Generator) -> Tensor:

@@ -46,7 +46,19 @@ def check_out_dir(out: Path) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise TrainingError(f"cannot write to --out {out}: {exc.strerror or exc}") from exc
+        kept = f"; {out / 'last.ckpt'} is intact" if (out / "last.ckpt").is_file() else ""
+        raise TrainingError(f"cannot write to --out {out}: {exc.strerror or exc}{kept}") from exc
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
+    """``checkpoint.save(path)``, whose failed write is the OSError behind it: on a full disk torch.save raises
+    RuntimeError ("unexpected pos ...") while closing its archive, over the OSError that stopped it."""
+    try:
+        checkpoint.save(path)
+    except RuntimeError as exc:
+        if isinstance(exc.__context__, OSError):
+            raise exc.__context__ from None
+        raise
 
 
 def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -88,7 +100,7 @@ def save_epoch(run: Run, ctx: Dist, epoch: int, out: Path) -> None:
             "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(run.config).items()},
         },
     )
-    checkpoint.save(out / "last.ckpt")
+    save_checkpoint(checkpoint, out / "last.ckpt")
     if improved:
         copy_atomically(out / "last.ckpt", out / "best.ckpt")
     write_metrics(out / "metrics.csv", run.metrics)
@@ -110,5 +122,5 @@ def save_test(run: Run, out: Path, result: dict[str, Any]) -> None:
         if name == "last.ckpt":
             checkpoint.metrics = run.metrics
         checkpoint.extra["test"] = result
-        checkpoint.save(out / name)
+        save_checkpoint(checkpoint, out / name)
     write_metrics(out / "metrics.csv", run.metrics)

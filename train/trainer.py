@@ -32,7 +32,7 @@ from deepsquare.runtime.files import copy_atomically
 
 from .checkpoint import Checkpoint, CheckpointError, normalize
 from .config import TrainConfig
-from .data import augment
+from .data import augment, check_spec
 from .diagnostics import Diagnostics
 from .distributed import Dist, TrainingError, setup_distributed
 from .evaluation import evaluate, top1_correct
@@ -156,9 +156,45 @@ def test_once(run: Run, ctx: Dist, out: Path) -> dict[str, Any]:
     }
 
 
+def disk_error(what: str, out: Path, exc: OSError) -> TrainingError:
+    """A failed write (a full disk) as one line naming the error and the last good checkpoint (each file is
+    written whole, so ``last.ckpt`` is whichever epoch was written last)."""
+    last = out / "last.ckpt"
+    try:
+        kept = f"the last good checkpoint {last} (epoch {Checkpoint.load(last).epoch}) is intact"
+    except (CheckpointError, OSError):
+        kept = "no checkpoint was kept"
+    return TrainingError(f"could not write {what} to {out}: {exc.strerror or exc}; {kept}")
+
+
+def finish(run: Run, ctx: Dist, out: Path, say) -> None:
+    """The held-out test split once, its figures into the files, and ``model.ckpt``; a failed write is one line
+    (every file is written whole: ``last.ckpt`` of the last epoch stays as it was)."""
+    result = test_once(run, ctx, out)
+    if result["split"]:
+        f, b = result["final"], result["best"]
+        say(
+            f"test (held out, evaluated once): final model top-1 {f['test_top1']:.2f}% top-5 "
+            f"{f['test_top5']:.2f}%; best.ckpt (epoch {b['epoch']}, chosen on val) top-1 "
+            f"{b['test_top1']:.2f}%"
+        )
+    else:
+        say(f"no test split: {result['note']}")
+    try:
+        save_test(run, out, result)
+    except OSError as exc:
+        raise disk_error("the test figures", out, exc) from exc
+    try:
+        copy_atomically(out / "last.ckpt", out / "model.ckpt")
+    except OSError as exc:
+        raise disk_error("model.ckpt", out, exc) from exc
+
+
 def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False, must_match: tuple[str, ...] = ()) -> Path:
     """Train and return the path of ``OUT/model.ckpt``. Raises TrainingError and friends."""
     config.validate()
+    if not resume:  # a resumed run reads its data spec from last.ckpt
+        check_spec(config.data, config.input_size)
     out = Path(config.out)
     ctx = setup_distributed(config.device)
     say = (lambda msg: print(msg, flush=True)) if ctx.main else (lambda msg: None)
@@ -193,29 +229,12 @@ def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False, mus
                 try:
                     save_epoch(run, ctx, epoch, out)
                 except OSError as exc:  # a full disk: one line, and every file written before is intact
-                    kept = f"{last_path} (epoch {epoch}) is intact" if epoch and last_path.exists() else "nothing kept"
-                    raise TrainingError(
-                        f"could not write the checkpoint of epoch {epoch + 1} to {out}: {exc.strerror or exc}; {kept}"
-                    ) from exc
+                    raise disk_error(f"the checkpoint of epoch {epoch + 1}", out, exc) from exc
             if ctx.world > 1:
                 dist.barrier()
         final = out / "model.ckpt"
         if ctx.main:
-            result = test_once(run, ctx, out)
-            if result["split"]:
-                f, b = result["final"], result["best"]
-                say(
-                    f"test (held out, evaluated once): final model top-1 {f['test_top1']:.2f}% top-5 "
-                    f"{f['test_top5']:.2f}%; best.ckpt (epoch {b['epoch']}, chosen on val) top-1 "
-                    f"{b['test_top1']:.2f}%"
-                )
-            else:
-                say(f"no test split: {result['note']}")
-            try:
-                save_test(run, out, result)
-            except OSError as exc:
-                raise TrainingError(f"could not write the test figures to {out}: {exc.strerror or exc}") from exc
-            copy_atomically(last_path, final)
+            finish(run, ctx, out, say)
         if ctx.world > 1:
             dist.barrier()
         return final
