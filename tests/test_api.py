@@ -93,3 +93,21 @@ def test_bench_from_python(tmp_path: Path) -> None:
     result = ds.bench([ckpt], to=["onnx"], runs=3, warmup=1, out=tmp_path / "bench", progress=False)
     assert (tmp_path / "bench" / "bench.json").is_file() and (tmp_path / "bench" / "bench.md").is_file()
     assert {r["runtime"] for r in result.records} == {"onnxruntime"} and result.ratios
+
+
+def test_a_model_json_with_the_wrong_class_count_is_one_clear_error(trained: ds.TrainResult, tmp_path: Path) -> None:
+    import json
+
+    result = ds.export(trained.checkpoint, to=["onnx"], out=tmp_path / "bundle", log=None)
+    meta = json.loads((result.out / "model.json").read_text())
+    meta["classes"] = meta["classes"][:5]  # 5 labels for a 10-output model
+    (result.out / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match=r"gives 10 scores but model\.json lists 5 classes"):
+        ds.load(result.out).predict(PHOTO)
+    done = subprocess.run(
+        [sys.executable, "-m", "deepsquare.export.commands", "predict", str(result.out), str(PHOTO)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "lists 5 classes" in done.stderr
