@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,8 @@ SHARED = {
 
 
 def cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "deepsquare"), *args], capture_output=True, text=True, timeout=timeout)
+    env = {**os.environ, "COLUMNS": "80"}  # help is laid out for an 80-column terminal, whatever this one is
+    return subprocess.run([str(BIN / "deepsquare"), *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def all_parsers() -> dict[str, argparse.ArgumentParser]:
@@ -181,6 +183,9 @@ def test_importing_deepsquare_is_cheap_and_the_api_is_there() -> None:
 
 
 def test_the_deepsquare_export_alias_is_the_export_subcommand() -> None:
-    alias = subprocess.run([str(BIN / "deepsquare-export"), "--help"], capture_output=True, text=True, timeout=60)
+    env = {**os.environ, "COLUMNS": "80"}
+    alias = subprocess.run(
+        [str(BIN / "deepsquare-export"), "--help"], capture_output=True, text=True, timeout=60, env=env
+    )
     assert alias.returncode == 0 and alias.stdout == cli("export", "--help").stdout
     assert sorted(p.name for p in BIN.glob("deepsquare*")) == ["deepsquare", "deepsquare-export"]
