@@ -132,6 +132,14 @@ def benchmark(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
         return time_models(trained + imagenet, plan, progress=False)
 
 
+def ratio_text(row: dict[str, Any]) -> str:
+    """``x1.124 (1.101-1.148)``, ``ns`` when the 95% interval contains 1: a bare ratio on a busy machine misleads."""
+    if row["name"] == row["baseline"]:
+        return "x1 (the baseline)"
+    low, high = row["ci95"]
+    return f"x{row['ratio']:.3f} ({low:.3f}-{high:.3f}){' ns' if low <= 1 <= high else ''}"
+
+
 def vs_gap_cell(run: dict[str, Any]) -> str:
     if "vs_gap" not in run:
         return "baseline"
@@ -245,7 +253,7 @@ def run_demo(args: argparse.Namespace) -> int:
     for r in latency["ratios"]:
         log(
             f"    {r['arch']} {r['input_size']}px {r['name']:<15} {r['runtime']:<12} p50 {r['p50_ms']:6.2f} ms, "
-            f"x{r['ratio']:.3f} of {r['baseline']}"
+            f"{ratio_text(r)}" + ("" if r["name"] == r["baseline"] else f" of {r['baseline']}")
         )
     log("4/4 iSQRT-COV vs eigh square root, forward+backward, batch 64, d 128")
     times = time_isqrt(batch=64, dim=128, iterations=5, runs=5, warmup=1, seed=args.seed)

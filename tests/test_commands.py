@@ -142,3 +142,12 @@ def test_demo_pairs_each_variant_with_gap_over_the_test_images(tmp_path: Path) -
     assert vs_gap_cell(ns) == "+1.0 (-2.0 to +4.0) ns"
     ns["vs_gap"].update(ci95=[0.5, 1.5], measured=True)
     assert vs_gap_cell(ns) == "+1.0 (+0.5 to +1.5)"
+
+
+def test_the_main_jobs_terminal_gives_each_ratio_with_its_interval() -> None:
+    from deepsquare.export.demo import ratio_text
+
+    row = {"name": "se", "baseline": "gap", "ratio": 1.124, "ci95": [1.101, 1.148]}
+    assert ratio_text(row) == "x1.124 (1.101-1.148)"
+    assert ratio_text({**row, "ratio": 2.285, "ci95": [0.455, 1.470]}) == "x2.285 (0.455-1.470) ns"
+    assert ratio_text({**row, "name": "gap"}) == "x1 (the baseline)"
