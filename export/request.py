@@ -4,12 +4,12 @@ not installed, a missing checkpoint, an unwritable ``--out``."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from deepsquare.runtime.formats import FORMATS, Format, parse_format_names
+from deepsquare.runtime.options import jobs_or_cores
 from deepsquare.train.checkpoint import CheckpointError
 
 from .converters import ConverterMissing
@@ -31,7 +31,7 @@ class ExportRequest:
     jobs: int = 0  # formats converted at once, each in its own process; 0: one per core; 1: all in this process
 
     def workers(self) -> int:
-        wanted = self.jobs or os.cpu_count() or 1
+        wanted = jobs_or_cores(self.jobs)  # the one rule for --jobs 0
         return max(1, min(wanted, len(self.formats)))
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .bundle import BundleError, BundleMeta, load_bundle
 from .formats import FORMATS, Format
-from .images import ImageError, load_image, load_rgb
+from .images import ImageError, load_image
 from .preprocess import normalize_nchw
 from .runners import Runner, open_runner, top_k
 
@@ -131,4 +131,4 @@ def load(bundle: str | Path, runtime: str | None = None, threads: int = 1) -> Pr
     return Predictor(folder, fmt, runner, meta)
 
 
-__all__ = ["Prediction", "Predictor", "load", "load_rgb"]
+__all__ = ["Prediction", "Predictor", "load"]
