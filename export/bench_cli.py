@@ -130,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
     from deepsquare.runtime.runners import RuntimeUnavailable
 
     from .bench import run_bench_and_write
-    from .converters import ConverterMissing
     from .deploy import DeployError
+    from .needs import ConverterMissing
     from .pipeline import ExportError
 
     try:

@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from deepsquare.train.data import DataError
 
     from .api import ExportFailed, export
-    from .converters import ConverterMissing
     from .deploy import DeployError
+    from .needs import ConverterMissing
     from .pipeline import ExportError
 
     out = args.out or args.checkpoint.parent / "export"

@@ -22,7 +22,8 @@ from deepsquare.runtime.formats import FORMATS, Format
 from deepsquare.runtime.processes import children_ignore_sigint, die_with_parent, forget, stop_children, track
 from deepsquare.runtime.quiet import quiet
 
-from .converters import CONVERTERS, ConverterMissing
+from .converters import CONVERTERS
+from .needs import ConverterMissing
 from .verify import RANDOM_SAMPLES, FormatOutcome, verify
 
 

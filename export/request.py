@@ -12,7 +12,7 @@ from deepsquare.runtime.formats import FORMATS, Format, parse_format_names
 from deepsquare.runtime.options import jobs_or_cores
 from deepsquare.train.checkpoint import CheckpointError
 
-from .converters import ConverterMissing
+from .needs import ConverterMissing
 
 
 class ExportError(RuntimeError):

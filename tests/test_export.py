@@ -15,7 +15,7 @@ from export_helpers import write_checkpoint
 from deepsquare.export import cli as export_cli
 from deepsquare.export import jobs as export_jobs
 from deepsquare.export import verify as export_verify
-from deepsquare.export.converters import ImageInputHead
+from deepsquare.export.coreml import ImageInputHead
 from deepsquare.export.deploy import DeployError, deploy_transform
 from deepsquare.export.tflite_metadata import tflite_metadata, tflite_op_names
 from deepsquare.train import build_model, count_parameters

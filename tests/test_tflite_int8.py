@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from deepsquare.export.converters import quantize_int8
 from deepsquare.export.deploy import deploy_transform
+from deepsquare.export.quantize import quantize_int8
 from deepsquare.export.tflite_metadata import add_tflite_metadata, tflite_metadata
 from deepsquare.train import build_model
 
