@@ -64,6 +64,9 @@ def export(
     calib: str | None = None,
     samples: int = 32,
     jobs: int = 0,
+    input: str = "float",
+    require_delegated: bool = False,
+    parity_report: bool = False,
     verbose: bool = False,
     log: Callable[[str], None] | None = print,
 ) -> ExportResult:
@@ -78,6 +81,13 @@ def export(
         calib: a ``--data`` spec of the int8 calibration images (default: the checkpoint's data).
         samples: real images of the checkpoint's data in the parity check (beside a fixed random batch).
         jobs: formats converted at once, each in its own process (0: one per CPU core; 1: in this process).
+        input: ``"float"`` (the graphs take normalized float, as the model was trained) or ``"uint8"`` (the ONNX,
+            TFLite and ExecuTorch graphs take RGB pixels ``[N, H, W, 3]`` at the input size, converted, scaled,
+            normalized and transposed inside the graph; Core ML keeps its ImageType).
+        require_delegated: fail a TFLite or ExecuTorch graph that leaves an op outside the XNNPACK delegate (the
+            export's report names each op and its module either way).
+        parity_report: compare every module's output with the PyTorch deploy model in each format that exposes
+            intermediate tensors (``parity_layers.json`` / ``.md``; done anyway for a format whose gate fails).
         verbose: show the converters' own output.
         log: where progress lines go (``None``: nowhere).
 
@@ -107,6 +117,9 @@ def export(
         samples=samples,
         verbose=verbose,
         jobs=jobs,
+        input=input,
+        require_delegated=require_delegated,
+        parity_report=parity_report,
     )
     done = export_bundle(request, log=log or (lambda line: None))
     result = ExportResult(out=bundle, report=done.report, report_file=done.report_file)
@@ -128,6 +141,7 @@ class BenchResult:
     out: Path  # bench.md, bench.json, bench.png
     records: list[dict[str, Any]]  # the benchmark records (model, variant, runtime, p50_ms, ...)
     ratios: list[dict[str, Any]]  # each variant's p50 ratio to the baseline with its 95% interval
+    files: list[dict[str, Any]] = field(default_factory=list)  # per file: size, top-1, cold start, memory, p50/p90
     raw: dict[str, Any] = field(repr=False, default_factory=dict)  # everything written to bench.json
 
 
@@ -147,6 +161,10 @@ def bench(
     add_records: Sequence[str | Path] = (),
     out: str | Path = "runs/bench",
     progress: bool = True,
+    data: str | None = None,
+    images: int | None = None,
+    cold_starts: int = 3,
+    cache: bool = True,
 ) -> BenchResult:
     """Time models side by side (interleaved rounds, fresh sessions per block) and their ratio to GAP.
 
@@ -163,11 +181,17 @@ def bench(
         time_budget: instead of ``runs``, seconds of rounds per (arch, runtime, threads) cell.
         add_records: JSON record files measured elsewhere (``deepsquare profile --out``), shown beside.
         out: the report folder.
+        data: held-out images of the per-file rows of checkpoints and bundles (a ``--data`` spec; default: the
+            data each model was trained on, its test split).
+        images: use the first ``images`` held-out images (default: all).
+        cold_starts: fresh processes per load / first-inference / memory figure.
+        cache: reuse the measurements in ``out/bench-cache.json`` whose files, runtime, machine and protocol are
+            unchanged (``False``: measure everything again).
 
     Returns:
         The records and ratios ([BenchResult][deepsquare.export.api.BenchResult]), also written to ``out``.
     """
-    from .bench import run_bench_and_write  # torch: imported by the call
+    from .bench_run import run_bench_and_write  # torch: imported by the call
 
     def joined(value: str | Sequence[str] | None) -> str | None:
         return value if value is None or isinstance(value, str) else ",".join(value)
@@ -187,6 +211,12 @@ def bench(
         add_records=[str(r) for r in add_records],
         out=Path(out),
         quiet=not progress,
+        data=data,
+        images=images,
+        cold_starts=cold_starts,
+        no_cache=not cache,
     )
     result = run_bench_and_write(args)
-    return BenchResult(out=Path(out), records=result["records"], ratios=result["ratios"], raw=result)
+    return BenchResult(
+        out=Path(out), records=result["records"], ratios=result["ratios"], files=result.get("files", []), raw=result
+    )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepsquare.runtime.bench_report import load_records, write_outputs
+from deepsquare.runtime.bench_plan import check_precisions
 from deepsquare.runtime.bundle import BundleError, BundleMeta, load_bundle
 from deepsquare.runtime.formats import FORMATS, by_runtime
-from deepsquare.runtime.latency import BenchModel, LatencyPlan, check_precisions, time_models, timeable_runtimes
+from deepsquare.runtime.latency import BenchModel, LatencyPlan, timeable_runtimes
 from deepsquare.runtime.quiet import quiet
 from deepsquare.runtime.runners import open_model_file
 from deepsquare.train import ARCHS, build_model, count_parameters, parse_variant
@@ -28,7 +27,7 @@ from deepsquare.train.data import DataError
 from .complexity import count_ops
 from .converters import CONVERTERS
 from .deploy import deploy_transform
-from .pipeline import calibration_batch, format_entry, prepare_out
+from .pipeline import calibration_batch, format_entry
 
 DEFAULT_ARCH = "shufflenetv2_x0_5"
 DEFAULT_VARIANTS = "gap,se,sp,ss,sex,sen,sp+sex"
@@ -288,43 +287,3 @@ def prepare_models(
     bar.close()
     unique_names(models)
     return models
-
-
-def note_to_stderr(message: str) -> None:
-    print(f"deepsquare bench: note: {message}", file=sys.stderr)
-
-
-def run_bench(
-    args: argparse.Namespace, progress: bool = True, note: Callable[[str], None] = note_to_stderr
-) -> dict[str, Any]:
-    plan = plan_from_args(args)
-    notes = check_precisions(list(plan.runtimes), list(plan.precisions))
-    if split_models(args.models)[1] and plan.precisions != ("fp32",):
-        notes.append(
-            "--precision applies to --arch models and checkpoints; a bundle is timed at the precision "
-            "it was exported at (its model.json says which)"
-        )
-    for message in notes:
-        note(message)
-    elsewhere = load_records([Path(p) for p in getattr(args, "add_records", None) or []])
-    formats = {by_runtime(r).name for r in plan.runtimes}
-    with tempfile.TemporaryDirectory(prefix="deepsquare-bench-") as workdir:
-        models = prepare_models(args, formats, Path(workdir), progress, plan.precisions)
-        result = time_models(models, plan, progress)
-    for s in result["skipped"]:
-        note(
-            f"{s['arch']} {s['name']} ({s['precision']}) could not run in {s['runtime']} at {s['threads']} "
-            f"thread(s), not timed: {s['reason']}"
-        )
-    result["records_elsewhere"] = elsewhere
-    return result
-
-
-def run_bench_and_write(args: argparse.Namespace) -> dict[str, Any]:
-    """Check, time, write bench.json / bench.md / bench.png into ``args.out``; the result (``deepsquare.bench``)."""
-    plan_from_args(args)  # a bad name is refused before the report folder is made
-    split_models(args.models)
-    prepare_out(args.out)
-    result = run_bench(args, progress=not args.quiet)
-    write_outputs(result, args.out)
-    return result

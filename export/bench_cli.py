@@ -5,6 +5,7 @@ Examples:
                    --to onnx,tflite --threads 1,2 --input-size 224 --out runs/bench
   deepsquare bench runs/gap/model.ckpt runs/sq/model.ckpt        # trained models (checkpoints)
   deepsquare bench runs/gap/export runs/sq/export                # exported bundles, as shipped
+  deepsquare bench runs/sq/export --data digits --to onnx,tflite  # per file: size, accuracy, cold start, memory
   deepsquare bench --arch resnet18 --variant gap,sp+sex --precision fp32,int8   # int8 vs fp32 latency
   deepsquare bench isqrt        # iSQRT-COV vs eigh (micro-benchmark; deepsquare bench isqrt --help)
   deepsquare bench dsop         # a DSoP training step vs a plain one
@@ -34,6 +35,24 @@ arithmetic op the forward pass dispatches), file size per format. Writes bench.j
 the one schema of deepsquare.runtime.records), bench.csv, bench.md and bench.png (overhead vs
 baseline per runtime; latency vs params), and prints the table. --add-records joins records
 measured elsewhere (``deepsquare profile ... --out`` on a phone or a Mac) as a table of their own.
+
+Per file: given checkpoints or bundles, each of their files (format x precision) and the PyTorch
+model (the checkpoint; for a bundle, the one its model.json names) get one row: file size;
+held-out top-1 on --data (default: the data the model was trained on, its test split) and the
+paired difference to PyTorch over the same images with a 95% interval; load time and first-
+inference time, each the median over --cold-starts fresh processes; steady p50 / p90 with 95%
+intervals; peak resident memory of the process that loaded and ran the file; the ratio to gap.
+Also pareto.png: held-out top-1 against p50, one point per file.
+
+Cache: measurements are kept in bench-cache.json beside bench.json, keyed by the files' sha256,
+the runtime and its version, threads, precision, the CPU (model, ISA extensions, cores) and the
+protocol settings; the same bench with the same --out measures only what changed (the table
+says which rows came from the cache and when they were measured). --no-cache measures anew.
+
+Every record and the table's header name the CPU model, its ISA extensions (AVX2, AVX-512,
+VNNI, NEON, dotprod, i8mm), the core count and the runtime versions. When the machine was busy
+(load average above the core count or CPU steal above 5% at the start or end, or a ratio's 95%
+interval wider than x1.2) one warning line says so.
 """
 
 from __future__ import annotations
@@ -55,6 +74,7 @@ from deepsquare.runtime.options import (
 )
 
 DEFAULT_ARCH = "shufflenetv2_x0_5"
+DATA_KINDS = ("digits", "synthetic", "imagefolder", "cifar10", "cifar100")  # train/data.py's, without torch
 DEFAULT_VARIANTS = "gap,se,sp,ss,sex,sen,sp+sex"
 
 ISQRT_DOC = """``deepsquare bench isqrt``: one forward+backward of iSQRT-COV against an eigendecomposition square root.
@@ -112,7 +132,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="instead of --runs: time rounds for this long per (arch, runtime, threads) cell",
     )
-    add_out(parser, default="runs/bench", help="report folder: bench.md, bench.json, bench.csv, bench.png")
+    files = parser.add_argument_group("per file (checkpoints and bundles)")
+    files.add_argument(
+        "--data",
+        metavar="SPEC",
+        help="held-out images for top-1: digits, synthetic, imagefolder:PATH, ... (default: the data the model "
+        "was trained on; its test split)",
+    )
+    files.add_argument("--images", type=int, metavar="N", help="use the first N held-out images (default: all)")
+    files.add_argument(
+        "--cold-starts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="fresh processes per load / first-inference / memory figure (the median is reported)",
+    )
+    files.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="measure everything again instead of reusing bench-cache.json in --out (which is then refreshed)",
+    )
+    add_out(
+        parser,
+        default="runs/bench",
+        help="report folder: bench.md, bench.json, bench.csv, bench.png, pareto.png, bench-cache.json",
+    )
     add_verbosity(parser)
 
 
@@ -125,11 +169,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--input-size must be >= 8, got {args.input_size}")
     if args.time_budget is not None and not args.time_budget > 0:
         raise UsageError("--time-budget must be a positive number of seconds")
+    if args.images is not None and args.images < 2:
+        raise UsageError(f"--images must be >= 2 (a paired interval needs two), got {args.images}")
+    if args.cold_starts < 1:
+        raise UsageError(f"--cold-starts must be >= 1, got {args.cold_starts}")
+    if args.data is not None and args.data.partition(":")[0] not in DATA_KINDS:
+        raise UsageError(f"unknown --data {args.data!r}; valid: digits, synthetic[:N], imagefolder:PATH, cifar10:PATH")
     # Imported after the flags are checked: a bad flag is refused without loading torch.
     from deepsquare.runtime.bench_report import markdown_table
     from deepsquare.runtime.runners import RuntimeUnavailable
 
-    from .bench import run_bench_and_write
+    from .bench_run import run_bench_and_write
     from .deploy import DeployError
     from .needs import ConverterMissing
     from .pipeline import ExportError
@@ -142,6 +192,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"deepsquare bench: error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return 1
     print(markdown_table(result))
+    cache = result["cache"]
+    if cache["reused"]:
+        print(f"{cache['reused']} of {cache['reused'] + cache['measured']} measurements came from the cache "
+              f"({cache['file']}; --no-cache to measure anew)")  # fmt: skip
+    if result["busy"]["warning"]:
+        print(f"deepsquare bench: {result['busy']['warning']}")
     print(f"report: {args.out / 'bench.md'}")
     return 0
 

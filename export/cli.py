@@ -3,6 +3,8 @@
 Examples:
   deepsquare export runs/sq/model.ckpt --to all --out runs/sq/export
   deepsquare export runs/sq/model.ckpt --to onnx,tflite --precision int8 --calib synthetic
+  deepsquare export runs/sq/model.ckpt --to tflite,executorch --require-delegated --parity-report
+  deepsquare export runs/sq/model.ckpt --to onnx,tflite,executorch --input uint8   # graphs take RGB pixels
   deepsquare-export runs/sq/model.ckpt --to onnx          # the same command under its short alias
 
 The deploy transform (DSoP branches stripped, Square-Softmin folded into the FC, BatchNorm
@@ -17,7 +19,9 @@ when the bundle is loaded. Formats convert side by side, one process each (--job
 Core ML cannot predict on Linux: there its program's structure is validated, fp16 is checked
 with the deploy model rounded to float16, and the report says numeric parity was not run.
 Outputs: model.onnx, model.mlpackage, model.tflite, model.pte, model.json (metadata the apps
-read), export_report.json. Exit status 1 when any format fails, naming it and by how much.
+read), export_report.json (with each format's delegation: the ops XNNPACK or each ONNX Runtime
+provider takes), parity_layers.json/.md (--parity-report, or when a parity gate fails: the first
+module whose output differs). Exit status 1 when any format fails, naming it and by how much.
 Python: deepsquare.export(checkpoint, to=[...], out=...).
 """
 
@@ -41,6 +45,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib", help="--data spec of int8 calibration images (default: the checkpoint's data)")
     parser.add_argument("--samples", type=int, default=32, help="real images in the parity check")
     add_jobs(parser, help="formats converted at once, each in its own process")
+    parser.add_argument(
+        "--input",
+        choices=("float", "uint8"),
+        default="float",
+        help="what the ONNX, TFLite and ExecuTorch graphs take: float (normalized NCHW, as trained) or uint8 "
+        "(RGB pixels [N, H, W, 3] at the input size; /255, mean, std and layout inside the graph)",
+    )
+    parser.add_argument(
+        "--require-delegated",
+        action="store_true",
+        help="fail a TFLite or ExecuTorch graph that leaves any op outside the XNNPACK delegate (names op and module)",
+    )
+    parser.add_argument(
+        "--parity-report",
+        action="store_true",
+        help="compare every module's output with PyTorch in each format (parity_layers.json/.md); "
+        "also done for a format whose parity gate fails",
+    )
     add_verbosity(parser)
 
 
@@ -69,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
             calib=args.calib,
             samples=args.samples,
             jobs=args.jobs,
+            input=args.input,
+            require_delegated=args.require_delegated,
+            parity_report=args.parity_report,
             verbose=args.verbose,
             log=None if args.quiet else print,
         )

@@ -60,14 +60,13 @@ COMMANDS: tuple[Command, ...] = (
     Command(name="predict", module="deepsquare.runtime.predict", summary="top-k labels of images from a bundle"),
     Command(
         name="profile",
-        module="deepsquare.runtime.profile",
-        summary="latency on a phone or a Mac (profile android, profile ios)",
+        module="deepsquare.export.profile_cli",
+        summary="per-module time in each runtime (+ android, ios, parse)",
         children=(
             _child("android", "deepsquare.runtime.profile", "TFLite's benchmark_model on an attached Android device"),
             _child("ios", "deepsquare.runtime.profile", "a .mlpackage through Core ML (macOS)"),
             _child("parse", "deepsquare.runtime.profile", "a saved benchmark_model output -> a record"),
         ),
-        children_required=True,
     ),
     Command(
         name="serve",
@@ -78,6 +77,11 @@ COMMANDS: tuple[Command, ...] = (
         name="demo",
         module="deepsquare.export.demo_cli",
         summary="the main job: train, export, benchmark; one report",
+    ),
+    Command(
+        name="schema",
+        module="deepsquare.runtime.schema_cli",
+        summary="the JSON Schema of model.json (every bundle has a copy)",
     ),
 )
 

@@ -22,7 +22,9 @@ from deepsquare.runtime.bundle import BundleMeta
 from deepsquare.runtime.formats import FORMATS
 
 from .coreml import convert_coreml
+from .delegation import executorch_delegation
 from .needs import need
+from .op_map import onnx_op_map, onnx_scopes, write_op_map
 from .quantize import cast_weights_fp16, quantize_int8, quantize_onnx_int8
 from .tflite_metadata import add_tflite_metadata, tflite_op_names
 
@@ -70,6 +72,7 @@ def export_onnx(
         )
         program.save(str(raw))
         graph = onnx.load(str(raw))
+    scopes = onnx_scopes(graph)  # the module of each node: the simplifier drops this metadata
     nodes_before = len(graph.graph.node)
     simplified, ok = onnxsim.simplify(graph)
     if ok:
@@ -81,8 +84,10 @@ def export_onnx(
         graph.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(graph)
     onnx.save(graph, str(path))
+    op_map = write_op_map(path, onnx_op_map(graph, scopes, model))
     return {
         "file": path.name,
+        "op_map": op_map.name,
         "precision": precision,
         "nodes_before_simplify": nodes_before,
         "nodes_after_simplify": len(graph.graph.node),
@@ -105,9 +110,11 @@ def export_tflite(
     litert_torch = need("litert_torch", "tflite")
     need("ai_edge_litert", "tflite")
     path = folder / FORMATS["tflite"].file
-    # NHWC in and out of the graph, so the converter emits no TRANSPOSE for the input.
-    nhwc_model = litert_torch.to_channel_last_io(model, args=[0]).eval()
-    sample = example[:1].permute(0, 2, 3, 1).contiguous()
+    if example.dtype == torch.uint8:  # --input uint8: the prologue takes NHWC pixels already (export/prologue.py)
+        nhwc_model, sample = model.eval(), example[:1].contiguous()
+    else:  # NHWC in and out of the graph, so the converter emits no TRANSPOSE for the input.
+        nhwc_model = litert_torch.to_channel_last_io(model, args=[0]).eval()
+        sample = example[:1].permute(0, 2, 3, 1).contiguous()
     edge = litert_torch.convert(nhwc_model, (sample,))
     with tempfile.TemporaryDirectory() as tmp:
         float_path = Path(tmp) / "float.tflite"
@@ -144,11 +151,13 @@ def export_executorch(model: nn.Module, example: Tensor, folder: Path, meta: Bun
     program = torch.export.export(model.eval(), (example[:1].contiguous(),))
     lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
     ops = sorted({str(node.target) for node in lowered.exported_program().graph.nodes if node.op == "call_function"})
+    delegation = executorch_delegation(lowered)  # export/delegation.py: before to_executorch() rewrites the program
     path.write_bytes(lowered.to_executorch().buffer)
     delegated = sum("executorch_call_delegate" in op for op in ops)
     return {
         "file": path.name,
         "op_types": ops,
         "xnnpack_delegated": bool(delegated),
+        "delegation": delegation,
         "metadata": "model.json only (a .pte has no metadata slot)",
     }

@@ -15,6 +15,7 @@ import torch
 
 from deepsquare.runtime.bench_report import markdown_table as latency_table
 from deepsquare.runtime.bench_report import write_outputs
+from deepsquare.runtime.bench_table import busy_summary
 from deepsquare.runtime.files import size_on_disk, write_text_atomically
 from deepsquare.runtime.formats import FORMATS, by_runtime
 from deepsquare.runtime.latency import LatencyPlan, time_models
@@ -29,7 +30,8 @@ from .bench_isqrt import run as time_isqrt
 from .pipeline import ExportError, ExportRequest, prepare_out, run_export
 
 ARCH = "shufflenetv2_x0_5"
-TIMED_RUNTIMES = tuple(fmt.runtime for fmt in FORMATS.values() if fmt.runs_here())
+DEMO_FORMATS = {name: fmt for name, fmt in FORMATS.items() if fmt.in_all}  # what --to all exports
+TIMED_RUNTIMES = tuple(fmt.runtime for fmt in DEMO_FORMATS.values() if fmt.runs_here())
 # (run name, variant, DSoP stages)
 RUNS = (("gap", "gap", ()), ("se", "se", ()), ("sp+ss+sex+dsop", "sp+ss+sex", ("stage2", "stage3", "stage4")))
 BASELINE = "gap"
@@ -62,7 +64,8 @@ def train_and_export(name: str, variant: str, stages: tuple[str, ...], args: arg
         f"    {name}: val top-1 {metrics['val_top1']:.1f}%, {split} top-1 {test_top1:.1f}% after {args.epochs} epochs "
         f"({train_s:.0f} s); exporting"
     )
-    request = ExportRequest(ckpt, list(FORMATS), out / "export")
+    # uint8 bundles, as the apps take them: RGB pixels in, normalization inside the graph (export/prologue.py)
+    request = ExportRequest(ckpt, list(DEMO_FORMATS), out / "export", input="uint8")
     ok, report = run_export(request, log=lambda m: log(f"      {m}"))
     formats = {}
     for fmt, record in report["formats"].items():
@@ -160,16 +163,16 @@ def markdown(report: dict[str, Any]) -> str:
         "## ShuffleNetV2 x0.5: accuracy, export parity, size, latency of the exported files",
         "",
         f"| model | val top-1 | {split} top-1 | vs gap on {split}, points (95% CI) | params train -> deploy | "
-        + " | ".join(fmt.title for fmt in FORMATS.values())
+        + " | ".join(fmt.title for fmt in DEMO_FORMATS.values())
         + " | "
         + " | ".join(f"{by_runtime(r).runtime_title} p50 ms (x gap)" for r in TIMED_RUNTIMES)
         + " |",
-        "|---|---|---|---|---|" + "---|" * (len(FORMATS) + len(TIMED_RUNTIMES)),
+        "|---|---|---|---|---|" + "---|" * (len(DEMO_FORMATS) + len(TIMED_RUNTIMES)),
     ]
     timed = {(r["name"], r["runtime"]): r for r in report["latency"]["ratios"] if r["source"] != bench.RANDOM_WEIGHTS}
     for run in report["runs"]:
         cells = []
-        for fmt in FORMATS:
+        for fmt in DEMO_FORMATS:
             f = run["formats"].get(fmt, {})
             if not f.get("passed"):
                 cells.append(f"FAILED: {f.get('reason', 'not run')}")
@@ -235,7 +238,10 @@ def run_demo(args: argparse.Namespace) -> int:
     rows = parameter_rows()
     mismatches = [r["arch"] for r in rows if r["gap"] != TORCHVISION_COUNTS[str(r["arch"])]]
     log(f"    plain models equal torchvision's counts: {'yes' if not mismatches else f'NO: {mismatches}'}")
-    log(f"2/4 train ShuffleNetV2 x0.5 on {args.data} and export each model to ONNX, Core ML, TFLite")
+    log(
+        f"2/4 train ShuffleNetV2 x0.5 on {args.data} and export each model to ONNX, Core ML, TFLite, ExecuTorch "
+        "(uint8 pixel input)"
+    )
     runs = []
     try:
         for name, variant, stages in RUNS:
@@ -249,12 +255,15 @@ def run_demo(args: argparse.Namespace) -> int:
         "ImageNet shape"
     )
     latency = benchmark(runs, args)
+    latency["busy"] = busy_summary(latency)
     write_outputs(latency, args.out / "bench")
     for r in latency["ratios"]:
         log(
             f"    {r['arch']} {r['input_size']}px {r['name']:<15} {r['runtime']:<12} p50 {r['p50_ms']:6.2f} ms, "
             f"{ratio_text(r)}" + ("" if r["name"] == r["baseline"] else f" of {r['baseline']}")
         )
+    if latency["busy"]["warning"]:
+        log(f"    {latency['busy']['warning']}")
     log("4/4 iSQRT-COV vs eigh square root, forward+backward, batch 64, d 128")
     times = time_isqrt(batch=64, dim=128, iterations=5, runs=5, warmup=1, seed=args.seed)
     medians = {name: sorted(v)[len(v) // 2] * 1e3 for name, v in times.items()}

@@ -22,13 +22,22 @@ from deepsquare.runtime.formats import FORMATS, Format
 from deepsquare.runtime.processes import children_ignore_sigint, die_with_parent, forget, stop_children, track
 from deepsquare.runtime.quiet import quiet
 
+from . import convert_ort  # noqa: F401  (registers the ort converter)
 from .converters import CONVERTERS
+from .format_reports import ReportOptions, add_reports
 from .needs import ConverterMissing
+from .prologue import PIXEL_FORMATS, on_pixels
 from .verify import RANDOM_SAMPLES, FormatOutcome, verify
 
 
-def format_entry(fmt: Format, precision: str) -> FormatEntry:
-    return FormatEntry(fmt.file, fmt.layout, fmt.input_name, fmt.output_name, precision, {"outputs": fmt.outputs})
+def format_entry(fmt: Format, precision: str, input_kind: str = "float") -> FormatEntry:
+    """``model.json``'s entry of a format; ``input_kind``: ``deepsquare export --input`` (uint8: the graph takes
+    NHWC pixels, export/prologue.py)."""
+    dtype = "image" if fmt.layout == "image" else "float32"  # Core ML's ImageType takes the picture itself
+    layout = fmt.layout
+    if input_kind == "uint8" and fmt.name in PIXEL_FORMATS:
+        dtype, layout = "uint8", "NHWC"
+    return FormatEntry(fmt.file, layout, fmt.input_name, fmt.output_name, precision, {"outputs": fmt.outputs}, dtype)
 
 
 def convert_and_verify(
@@ -42,17 +51,16 @@ def convert_and_verify(
     calibration: torch.Tensor | None,
     has_real: bool,
     verbose: bool,
+    reports: ReportOptions | None = None,
 ) -> FormatOutcome:
-    meta_with_entry = BundleMeta(**{**meta.__dict__, "formats": {fmt.name: format_entry(fmt, precision)}})
+    entry = format_entry(fmt, precision, meta.input)
+    meta_with_entry = BundleMeta(**{**meta.__dict__, "formats": {fmt.name: entry}})
+    # --input uint8: the model with its prologue, fed the pixels of the same images (export/prologue.py)
+    model, example, calibration = on_pixels(fmt.name, deployed.for_format(fmt.name), inputs[:2], calibration, meta)
     with quiet(verbose) as captured:
         try:
             info = CONVERTERS[fmt.name](
-                deployed.for_format(fmt.name),
-                inputs[:2],
-                staging,
-                meta_with_entry,
-                precision=precision,
-                calibration=calibration,
+                model, example, staging, meta_with_entry, precision=precision, calibration=calibration
             )
         except ConverterMissing:
             raise
@@ -65,7 +73,10 @@ def convert_and_verify(
     # Quantized models are calibrated on real images: judge them on those alone.
     judged = slice(RANDOM_SAMPLES, None) if precision != "fp32" and has_real else slice(None)
     with quiet(verbose):
-        return verify(fmt, staging, meta_with_entry, deployed, inputs, reference, precision, info, judged)
+        outcome = verify(fmt, staging, meta_with_entry, deployed, inputs, reference, precision, info, judged)
+    exported, images, _ = on_pixels(fmt.name, deployed.for_format(fmt.name), inputs, None, meta)  # as the file was
+    add_reports(fmt, staging, exported, images, precision, outcome, reports or ReportOptions(), verbose)
+    return outcome
 
 
 @dataclass
@@ -81,6 +92,7 @@ class ConvertJob:
     precision: str
     calibration: torch.Tensor | None
     verbose: bool
+    reports: ReportOptions | None = None  # --require-delegated, --parity-report
 
 
 def run_job(job: ConvertJob) -> tuple[FormatOutcome, float]:
@@ -97,6 +109,7 @@ def run_job(job: ConvertJob) -> tuple[FormatOutcome, float]:
         job.calibration,
         has_real,
         job.verbose,
+        job.reports,
     )
     return outcome, time.perf_counter() - started
 

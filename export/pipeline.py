@@ -32,16 +32,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepsquare.runtime.bundle import SIDECAR, BundleMeta, model_sha256
+from deepsquare.runtime.bundle import SIDECAR, BundleError, BundleMeta, model_sha256
 from deepsquare.runtime.files import write_text_atomically
 from deepsquare.runtime.formats import FORMATS
+from deepsquare.runtime.op_profile import op_map_path
 from deepsquare.train.checkpoint import Checkpoint
 from deepsquare.train.data import load_data
 
 from .bundle_lock import bundle_lock
 from .complexity import count_ops
 from .deploy import DeployReport, deploy_transform
+from .format_reports import ReportOptions, summary_phrases
+from .golden import write_contract_files
 from .jobs import ConvertJob, format_entry, run_jobs
+from .parity_layers import layer_files, take_layer_records, write_layer_report
 from .publish import FAILED_REPORT_SUFFIX, REPORT, bundle_target, new_staging, publish, recover, report_path
 from .request import ExportError, ExportRequest, check_request, parse_formats, precision_for, prepare_out
 from .verify import FormatOutcome, ParityInputs, held_out_accuracy, parity_inputs
@@ -74,6 +78,7 @@ def bundle_meta(ckpt: Checkpoint, request: ExportRequest, cost: dict[str, int]) 
             "trained_with": ckpt.provenance,
             "cost": cost,
         },
+        input=request.input,
     )
 
 
@@ -113,7 +118,7 @@ class Deployed:
 def deploy(ckpt: Checkpoint, request: ExportRequest, log: Callable[[str], None]) -> Deployed:
     """The checkpoint's deploy model (checked against the training model), its cost and its reference outputs."""
     model = ckpt.build_model()
-    checked = parity_inputs(ckpt, request.samples)
+    checked = parity_inputs(ckpt, request.samples, pixels=request.input == "uint8")
     deployed, deploy_report = deploy_transform(model, checked.images)
     log(
         f"deploy: stripped {deploy_report.stripped_branches or 'no'} DSoP branches, "
@@ -138,12 +143,14 @@ def log_outcome(job: ConvertJob, outcome: FormatOutcome, seconds: float, out: Pa
             f"max abs diff {parity.max_abs_diff:.2g}, top-1 agreement {parity.top1_agreement:.0%}" if parity else ""
         )
         detail = f"{outcome.note} ({figures})" if outcome.note and figures else outcome.note or figures
+        detail += summary_phrases(outcome.info)  # delegation, layer parity
         log(f"{name}: ok, {precision} ({out / fmt.file}; {detail}; {seconds:.1f} s)")
     elif outcome.reason.startswith("conversion failed: "):
         first = outcome.reason.removeprefix("conversion failed: ").strip().splitlines() or ["?"]
         log(f"{name}: FAILED to convert: {first[0]} - no {fmt.file} written")
     else:
-        log(f"{name}: FAILED parity: {outcome.reason} - no {fmt.file} written")
+        gate = "--require-delegated" if outcome.parity and outcome.parity.passed and outcome.reason else "parity"
+        log(f"{name}: FAILED {gate}: {outcome.reason} - no {fmt.file} written")
 
 
 def convert_all(
@@ -170,7 +177,11 @@ def convert_all(
             records[name]["accuracy"] = held_out_accuracy(outcome.outputs, deployed.reference, labels)
         if outcome.passed:
             os.replace(job.folder / fmt.file, staging / fmt.file)
-            deployed.meta.formats[name] = format_entry(fmt, precision)
+            for companion in fmt.companions:  # e.g. model.ort's required-operators config
+                os.replace(job.folder / companion, staging / companion)
+            if op_map_path(job.folder / fmt.file).exists():  # the op -> module map deepsquare profile reads
+                os.replace(op_map_path(job.folder / fmt.file), op_map_path(staging / fmt.file))
+            deployed.meta.formats[name] = format_entry(fmt, precision, deployed.meta.input)
             deployed.meta.sha256[fmt.file] = model_sha256(staging / fmt.file)
         else:
             all_ok = False
@@ -237,6 +248,8 @@ def export_bundle(request: ExportRequest, log: Callable[[str], None] = print) ->
             cause = disk_error(records)
             if cause:
                 raise ExportError(not_written(cause, request.out))
+            if all_ok:  # the schema copy, the golden self-check and the first-screen samples
+                write_contract_files(staging, deployed.meta, deployed.model, deployed.checked.data, log)
             report_file = finish(staging, request, deployed.meta, report, all_ok)
         except OSError as exc:
             raise ExportError(not_written(exc.strerror or str(exc), request.out)) from exc
@@ -259,6 +272,7 @@ def make_jobs(
             precision_for(FORMATS[name], request.precision),
             calibration,
             request.verbose,
+            ReportOptions(request.require_delegated, request.parity_report),
         )
         for name in request.formats
     ]
@@ -269,16 +283,27 @@ def make_jobs(
 
 def finish(staging: Path, request: ExportRequest, meta: BundleMeta, report: dict[str, Any], all_ok: bool) -> Path:
     """Publish the bundle when every format passed; else leave ``out`` as it was. Return where the report is."""
+    layers = take_layer_records(report)  # parity_layers.json/.md: beside the report, wherever it goes
     text = json.dumps(report, indent=2, default=str) + "\n"
     if not all_ok:  # no file of this attempt enters --out; its report goes where it damages nothing
         path = report_path(request.out, published=False)
+        if layers:
+            write_layer_report(layers, *layer_files(path))
         write_text_atomically(path, text)
         return path
     meta.formats = {name: meta.formats[name] for name in request.formats}
     meta.sha256 = {meta.formats[name].file: meta.sha256[meta.formats[name].file] for name in request.formats}
+    try:
+        meta.check()  # against the schema: a sidecar that breaks it is a bug, and nothing is published
+    except BundleError as exc:
+        raise ExportError(f"this export wrote an invalid model.json ({exc}); nothing was published (a bug)") from exc
     write_text_atomically(staging / SIDECAR, meta.to_json())
     write_text_atomically(staging / REPORT, text)
+    if layers:
+        write_layer_report(layers, *layer_files(staging / REPORT))
     publish(staging, request.out)
     target = bundle_target(request.out)
-    (target.parent / f"{target.name}{FAILED_REPORT_SUFFIX}").unlink(missing_ok=True)  # an older attempt's
+    failed = target.parent / f"{target.name}{FAILED_REPORT_SUFFIX}"
+    for old in (failed, *layer_files(failed)):  # an older attempt's
+        old.unlink(missing_ok=True)
     return report_path(request.out, published=True)

@@ -25,8 +25,10 @@ import stat
 import tempfile
 from pathlib import Path
 
-from deepsquare.runtime.bundle import SIDECAR
+from deepsquare.runtime.bundle import GOLDEN_FILE, SAMPLES_FILE, SIDECAR
 from deepsquare.runtime.formats import FORMATS
+from deepsquare.runtime.op_profile import op_map_path
+from deepsquare.runtime.schema import BUNDLE_COPY
 
 REPORT = "export_report.json"
 FAILED_REPORT_SUFFIX = ".failed-export_report.json"  # beside --out: the report of an export that was not published
@@ -56,7 +58,11 @@ def report_path(out: Path, published: bool) -> Path:
 
 def bundle_file_names() -> set[str]:
     """The names a deepsquare bundle consists of: everything else in --out is the user's."""
-    return {fmt.file for fmt in FORMATS.values()} | {SIDECAR, REPORT}
+    op_maps = {op_map_path(Path(fmt.file)).name for fmt in FORMATS.values()}  # beside each file: its op map
+    contract = {BUNDLE_COPY, GOLDEN_FILE, "golden.png", SAMPLES_FILE, "samples"}  # export/golden.py writes them
+    layers = {"parity_layers.json", "parity_layers.md"}  # export/parity_layers.py (--parity-report)
+    layers |= {name for fmt in FORMATS.values() for name in fmt.companions}  # model.ort's operator config
+    return {fmt.file for fmt in FORMATS.values()} | op_maps | contract | layers | {SIDECAR, REPORT}
 
 
 def _staging_prefix(out: Path) -> str:

@@ -14,6 +14,8 @@ from deepsquare.train.checkpoint import CheckpointError
 
 from .needs import ConverterMissing
 
+INPUT_KINDS = ("float", "uint8")  # --input: normalized float (as trained), or uint8 pixels with the prologue
+
 
 class ExportError(RuntimeError):
     """A problem with the request itself (bad --to, unwritable --out, missing converter)."""
@@ -29,6 +31,9 @@ class ExportRequest:
     samples: int = 32  # real images in the parity check
     verbose: bool = False  # show the converters' own output
     jobs: int = 0  # formats converted at once, each in its own process; 0: one per core; 1: all in this process
+    require_delegated: bool = False  # fail a TFLite / ExecuTorch graph that leaves an op outside XNNPACK
+    parity_report: bool = False  # layer-wise parity of every format (parity_layers.json/.md), not only failed ones
+    input: str = "float"  # "uint8": the graphs take RGB pixels, normalization inside (export/prologue.py)
 
     def workers(self) -> int:
         wanted = jobs_or_cores(self.jobs)  # the one rule for --jobs 0
@@ -60,6 +65,8 @@ def check_request(request: ExportRequest) -> None:
         )
     if request.samples < 0:
         raise ExportError(f"--samples must be >= 0, got {request.samples}")
+    if request.input not in INPUT_KINDS:
+        raise ExportError(f"--input must be one of {', '.join(INPUT_KINDS)}, got {request.input!r}")
     if request.jobs < 0:
         raise ExportError(f"--jobs must be >= 0 (0: one per core), got {request.jobs}")
     for name in request.formats:

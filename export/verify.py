@@ -21,9 +21,10 @@ from deepsquare.runtime.formats import Format
 from deepsquare.runtime.probe import crash_reason
 from deepsquare.runtime.runners import RuntimeUnavailable, open_model
 from deepsquare.train.checkpoint import Checkpoint
-from deepsquare.train.data import DataError, load_data
+from deepsquare.train.data import DataBundle, DataError, load_data
 
 from .parity import ParityResult, compare
+from .prologue import as_pixel_images, pixel_batch, random_pixel_images
 
 RANDOM_SAMPLES = 8  # a fixed random batch leads every parity check
 
@@ -43,21 +44,30 @@ class ParityInputs:
     images: torch.Tensor  # normalized NCHW: RANDOM_SAMPLES random, then the real ones
     description: str
     labels: np.ndarray | None = None  # of the real images: quantized formats report their accuracy
+    data: DataBundle | None = None  # the data set they came from (the golden image and the samples: export/golden.py)
 
 
-def parity_inputs(ckpt: Checkpoint, samples: int, seed: int = 0) -> ParityInputs:
-    """A fixed random batch, plus real validation images (held out from training) when the data set loads."""
+def parity_inputs(ckpt: Checkpoint, samples: int, seed: int = 0, pixels: bool = False) -> ParityInputs:
+    """A fixed random batch, plus real validation images (held out from training) when the data set loads.
+
+    ``pixels`` (``--input uint8``): every image is made of uint8 pixel levels (random pixels, the real images
+    rounded to the nearest level), so the normalized images are exactly what the pixels a uint8 graph is fed
+    become: the reference is the PyTorch deploy model on those very pixels."""
     size = ckpt.input_size
-    batch = torch.randn(RANDOM_SAMPLES, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    if pixels:
+        batch = ckpt.normalize(random_pixel_images(RANDOM_SAMPLES, size, seed))
+    else:
+        batch = torch.randn(RANDOM_SAMPLES, 3, size, size, generator=torch.Generator().manual_seed(seed))
     if samples == 0:
         return ParityInputs(batch, f"{RANDOM_SAMPLES} random")
     try:
         data = load_data(ckpt.data, size, seed)
     except (DataError, OSError, ValueError):
         return ParityInputs(batch, f"{RANDOM_SAMPLES} random")
-    real = data.val.images[:samples]
-    description = f"{RANDOM_SAMPLES} random + {len(real)} from {data.name}"
-    return ParityInputs(torch.cat([batch, ckpt.normalize(real)]), description, data.val.labels[:samples].numpy())
+    real = as_pixel_images(data.val.images[:samples]) if pixels else data.val.images[:samples]
+    description = f"{RANDOM_SAMPLES} random + {len(real)} from {data.name}" + (" (uint8 pixels)" if pixels else "")
+    labels = data.val.labels[:samples].numpy()
+    return ParityInputs(torch.cat([batch, ckpt.normalize(real)]), description, labels, data)
 
 
 def emulated_fp16(fmt: Format, deployed: torch.nn.Module, inputs: torch.Tensor, reference: np.ndarray) -> ParityResult:
@@ -114,7 +124,10 @@ def verify(
             )
     try:
         runner = open_model(fmt, staging / fmt.file, meta, 0)
-        got = runner.run(inputs.numpy())
+        if meta.formats[fmt.name].input_dtype == "uint8":  # the pixels the inputs were made of, as apps feed them
+            got = runner.run_pixels(pixel_batch(inputs, meta.mean, meta.std).numpy())
+        else:
+            got = runner.run(inputs.numpy())
     except RuntimeUnavailable as exc:
         outcome.note = f"numeric parity: not run ({exc})"
         outcome.passed, outcome.reason = not problems, "; ".join(problems)

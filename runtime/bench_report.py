@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .bench_table import files_table, machine_header, plot_pareto
 from .files import write_text_atomically
 from .records import BenchRecord
 
@@ -53,7 +54,18 @@ def markdown_table(result: dict[str, Any]) -> str:
         else f"{result['runs']} interleaved rounds"
     )
     precision = shows_precision(result)
+    warning = (result.get("busy") or {}).get("warning")
+    cached = sum(1 for r in result["ratios"] if r.get("cached_at"))
     lines = [
+        machine_header(result),
+        *([f"**{warning[0].upper()}{warning[1:]}**"] if warning else []),
+        *(
+            [f"{cached} of {len(result['ratios'])} latency rows from the cache (measured when the row says)."]
+            if cached
+            else []
+        ),
+        "",
+        *files_table(result),
         f"Batch 1, {how} ({result['warmup']} warm-up rounds each time sessions are created), {result['machine']}. "
         "Ratio: geometric mean of per-round ratios to the baseline, 95% interval; one containing 1 means no "
         "measured difference.",
@@ -62,18 +74,20 @@ def markdown_table(result: dict[str, Any]) -> str:
         "| file KB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    head = len(lines) - 4  # the "Batch 1, ..." line
     if precision:
-        lines[0] += (
+        lines[head] += (
             " The ratio is to the baseline at the same precision; vs fp32 is the paired ratio to the same "
             "model's fp32 file, timed in the same interleaved rounds."
         )
-        lines[2:] = [
+        lines[head + 2 :] = [
             "| arch | px | model | runtime | precision | threads | p50 ms | ratio (95% CI) | vs "
             "| vs fp32 (95% CI) | params | MACs | elementwise | file KB |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
     for r in result["ratios"]:
-        ratio = _interval([r["ratio"], *r["ci95"]])
+        ratio = _interval([r["ratio"], *r["ci95"]]) + (" ns" if r["ci95"][0] <= 1 <= r["ci95"][1] else "")
+        ratio = ratio if r["name"] != r["baseline"] else "1 (baseline)"
         cells = [
             r["arch"],
             r["input_size"],
@@ -97,6 +111,13 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"\nNot timed: {s['arch']} {s['name']} ({s['precision']}) in {s['runtime']} at {s['threads']} "
             f"thread(s): the runtime refused it ({s['reason']})."
         )
+    lines += elsewhere_table(result)
+    return "\n".join(lines) + "\n"
+
+
+def elsewhere_table(result: dict[str, Any]) -> list[str]:
+    """The records measured on phones, Macs and browsers (``--add-records``), as a table of their own."""
+    lines: list[str] = []
     if result.get("records_elsewhere"):
         lines += [
             "",
@@ -115,7 +136,7 @@ def markdown_table(result: dict[str, Any]) -> str:
                 f"| {r['model']} | {r['variant']} | {r['runtime']} | {r['machine']} | "
                 f"{r['threads'] if r['threads'] is not None else '-'} | " + " | ".join(cells) + f" | {setting or '-'} |"
             )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _ms(value: float | None) -> str:
@@ -144,6 +165,7 @@ CSV_FIELDS = [
     "vs_fp32",
     "vs_fp32_low",
     "vs_fp32_high",
+    "cached_at",
 ]
 
 
@@ -161,6 +183,7 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
     write_text_atomically(out / "bench.csv", buffer.getvalue())
     write_text_atomically(out / "bench.md", markdown_table(result))
     plot(result, out / "bench.png")
+    plot_pareto(result, out / "pareto.png")
 
 
 def _series(row: dict[str, Any]) -> tuple[str, str, int, str]:

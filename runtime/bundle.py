@@ -1,9 +1,13 @@
 """The deployed model bundle: exported files plus ``model.json``, the metadata sidecar.
 
-``model.json`` is what the apps and the runners read: class names, input size, mean/std,
-per-format file and tensor layout, the variant and where it came from, and the sha256 of each model
-file (``"sha256": {file name: hex digest}``, see :func:`model_sha256`): a runner refuses a model file
-whose bytes are not the ones exported with this sidecar. Bundles written before the hashes load unchecked.
+``model.json`` is what the apps and the runners read: the bundle's id, class names, input size, mean/std, the
+input kind, per-format file, tensor layout and input dtype, the variant and where it came from, the golden
+self-check and first-screen samples files, and the sha256 of each model file (``"sha256": {file name: hex
+digest}``, see [model_sha256][deepsquare.runtime.bundle.model_sha256]): a runner refuses a model file whose bytes
+are not the ones exported with this sidecar. Its contract is the JSON Schema ``bundle.schema.json``
+(``deepsquare.runtime.schema``), checked when a bundle is written and when it is read; what a schema cannot say
+(files inside the folder, finite numbers, the hashes) is checked here by hand. A ``deepsquare-bundle/1``
+sidecar still loads: float input, no id, no golden file, no samples.
 """
 
 from __future__ import annotations
@@ -11,14 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
+import uuid
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 SIDECAR = "model.json"
-SCHEMA = "deepsquare-bundle/1"
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+SCHEMA = "deepsquare-bundle/2"
+SCHEMA_V1 = "deepsquare-bundle/1"  # still read: see BundleMeta.from_dict
+GOLDEN_FILE = "golden.json"
+SAMPLES_FILE = "samples.json"
 
 
 class BundleError(ValueError):
@@ -33,6 +39,9 @@ class FormatEntry:
     output_name: str
     precision: str = "fp32"
     extra: dict[str, Any] = field(default_factory=dict)
+    # "float32": normalized float in ``layout``; "uint8": raw RGB pixels uint8 [N, H, W, 3] (layout "NHWC"),
+    # /255, -mean, /std and the layout change inside the graph; "image": Core ML ImageType (takes pixels itself)
+    input_dtype: str = "float32"
 
 
 @dataclass
@@ -48,6 +57,10 @@ class BundleMeta:
     provenance: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
     sha256: dict[str, str] = field(default_factory=dict)  # model file name -> model_sha256(); {}: not checked
+    input: str = "float"  # what ``deepsquare export --input`` was: "float" or "uint8"
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))  # the model files' embedded metadata has it too
+    golden: str | None = None  # GOLDEN_FILE when the bundle has the golden self-check
+    samples: str | None = None  # SAMPLES_FILE when the bundle has first-screen samples
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -63,57 +76,55 @@ class BundleMeta:
             "deepsquare.mean": json.dumps(self.mean),
             "deepsquare.std": json.dumps(self.std),
             "deepsquare.pixel_range": self.pixel_range,
+            "deepsquare.input": self.input,
+            "deepsquare.id": self.id,
         }
+
+    def check(self) -> None:
+        """Raise [BundleError][deepsquare.runtime.bundle.BundleError] naming the field when this sidecar does not
+        follow the schema (the export's last check before it publishes)."""
+        BundleMeta.from_dict(json.loads(self.to_json()))
 
     @classmethod
     def from_dict(cls, data: Any) -> BundleMeta:
-        """Checked field by field: a wrong type or value is a :class:`BundleError` naming the field."""
+        """Checked against the schema, then by hand where it cannot say: a wrong field is a
+        [BundleError][deepsquare.runtime.bundle.BundleError] naming it."""
+        from .schema import SchemaError, check
+
         if not isinstance(data, dict):
             raise BundleError(f"expected a JSON object, found {type(data).__name__}")
-        if data.get("schema") != SCHEMA:
-            raise BundleError(f"unknown bundle schema {data.get('schema')!r}; expected {SCHEMA}")
+        if data.get("schema") not in (SCHEMA, SCHEMA_V1):
+            raise BundleError(
+                f"schema: unknown bundle schema {data.get('schema')!r}; this deepsquare reads {SCHEMA} and "
+                f"{SCHEMA_V1} (a newer deepsquare wrote it? upgrade deepsquare, or re-export the bundle)"
+            )
+        try:
+            check(data)
+        except SchemaError as exc:
+            raise BundleError(str(exc)) from None
+        for name in ("mean", "std"):  # JSON has no NaN, but Python's reader takes it
+            if not all(math.isfinite(v) for v in data[name]):
+                raise BundleError(f"{name}: must be 3 finite numbers (R, G, B), got {data[name]!r}")
+        if data["schema"] == SCHEMA_V1:
+            data = upgrade_v1(data)
         known = {f.name for f in fields(cls)}
-        missing = sorted({"arch", "variant", "classes", "input_size", "mean", "std"} - set(data))
-        if missing:
-            raise BundleError(f"missing field(s) {', '.join(missing)}")
-        for name in ("arch", "variant", "pixel_range"):
-            if name in data and not isinstance(data[name], str):
-                raise BundleError(f"{name!r} must be a string, got {data[name]!r}")
-        classes = data["classes"]
-        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
-            raise BundleError(f"'classes' must be a non-empty list of strings, got {str(classes)[:60]}")
-        size = data["input_size"]
-        if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 4096:
-            raise BundleError(f"'input_size' must be a whole number of pixels in 8..4096, got {size!r}")
-        for name in ("mean", "std"):
-            values = data[name]
-            if (
-                not isinstance(values, list)
-                or len(values) != 3
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
-            ):
-                raise BundleError(f"{name!r} must be 3 numbers (R, G, B), got {values!r}")
-        if any(v <= 0 for v in data["std"]):
-            raise BundleError(f"'std' must be positive, got {data['std']!r}")
-        formats = data.get("formats", {})
-        if not isinstance(formats, dict):
-            raise BundleError(f"'formats' must be an object, got {type(formats).__name__}")
-        entries = {}
-        for name, entry in formats.items():
-            try:
-                entries[name] = FormatEntry(**entry)
-            except TypeError as exc:
-                raise BundleError(f"format entry {name!r} is malformed: {exc}") from exc
-            if not isinstance(entries[name].file, str) or not entries[name].file:
-                raise BundleError(f"format entry {name!r} has no file name")
-        hashes = data.get("sha256", {})
-        if not isinstance(hashes, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and _HEX64.fullmatch(v) for k, v in hashes.items()
-        ):
-            raise BundleError(f"'sha256' must map file names to 64 hex digits, got {str(hashes)[:60]}")
+        entry_fields = {f.name for f in fields(FormatEntry)}
         values = {k: v for k, v in data.items() if k in known}
-        values["formats"] = entries
+        values["formats"] = {
+            name: FormatEntry(**{k: v for k, v in entry.items() if k in entry_fields})
+            for name, entry in data.get("formats", {}).items()
+        }
         return cls(**values)
+
+
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A ``deepsquare-bundle/1`` sidecar as this version reads it: every model takes normalized float input
+    (Core ML: a picture), no id (""), no golden file, no samples. The schema field stays ``/1``."""
+    formats = {
+        name: {**entry, "input_dtype": "image" if entry.get("layout") == "image" else "float32"}
+        for name, entry in data.get("formats", {}).items()
+    }
+    return {**data, "formats": formats, "input": "float", "id": "", "golden": None, "samples": None}
 
 
 def load_bundle(folder: str | Path) -> tuple[Path, BundleMeta]:

@@ -35,6 +35,8 @@ class Format:
     # first, so that the last to finish is a short one.
     convert_weight: float = 1.0
     runtime_title: str = ""
+    in_all: bool = True  # part of ``--to all``; False: asked for by name only (``ort``: the ONNX graph again)
+    companions: tuple[str, ...] = ()  # files the converter writes beside ``file``, published with it
 
     def runs_here(self) -> bool:
         return self.runs_on is None or platform.system() == self.runs_on
@@ -117,6 +119,25 @@ FORMATS: dict[str, Format] = {
         runtime_title="ExecuTorch",
         convert_weight=16.2,
     ),
+    # ONNX Runtime's mobile format: a fixed-shape (batch 1) ONNX graph in the mobile EPs' form, converted by
+    # onnxruntime's own tool, with the required-operators config a reduced ORT build needs (export/convert_ort.py).
+    "ort": Format(
+        name="ort",
+        file="model.ort",
+        layout="NCHW",
+        input_name="input",
+        output_name="logits",
+        outputs="logits",
+        precisions=("fp32",),
+        extra="onnx",
+        converter_modules=("onnx", "onnxscript", "onnxsim", "onnxruntime"),
+        runtime="ort",
+        title="ORT format",
+        runtime_title="ORT (.ort)",
+        convert_weight=6.0,
+        in_all=False,
+        companions=("model.required_operators.config",),
+    ),
 }
 
 
@@ -140,9 +161,10 @@ def parse_format_names(text: str) -> list[str]:
     """``--to``: ``"onnx,tflite"`` or ``"all"`` -> format names, in the order given; ValueError naming the bad one."""
     names = list(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
     if names == ["all"]:
-        return list(FORMATS)
+        return [name for name, fmt in FORMATS.items() if fmt.in_all]
     if "all" in names:
-        raise ValueError(f"--to all already means {', '.join(FORMATS)}; give 'all' alone or a list of formats")
+        every = ", ".join(name for name, fmt in FORMATS.items() if fmt.in_all)
+        raise ValueError(f"--to all already means {every}; give 'all' alone or a list of formats")
     for name in names:
         if name not in FORMATS:
             close = difflib.get_close_matches(name, [*FORMATS, "all"], n=1, cutoff=0.4)

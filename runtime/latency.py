@@ -18,9 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from .bench_cache import BenchCache
 from .bundle import BundleMeta
 from .files import size_on_disk
 from .formats import FORMATS, by_runtime
+from .machine import cache_identity, cpu, load_snapshot, runtime_version, versions
+from .pixels import pixel_levels, pixels_of
 from .probe import crash_reason
 from .quiet import quiet
 from .records import BenchRecord, record_from_times, this_machine
@@ -50,9 +53,15 @@ class BenchModel:
     meta: BundleMeta | None = None  # what a runner that normalizes inside (Core ML) needs
     precision: str = "fp32"  # of the files exported here; a bundle's own entries say theirs
     extra: dict[str, Any] = field(default_factory=dict)  # joins each record's extra (e.g. calibration)
+    apis: dict[str, str] = field(default_factory=dict)  # runtime -> the API its runner used (BenchRecord.api)
 
     def size_kb(self, fmt: str) -> int:
         return round(size_on_disk(self.files[fmt]) / 1024)
+
+    def input_dtype(self, fmt: str) -> str:
+        """``uint8`` for a bundle entry whose graph takes raw pixels, else ``float32``."""
+        entry = self.meta.formats.get(fmt) if self.meta is not None else None
+        return str(getattr(entry, "input_dtype", None) or "float32")
 
     def precision_of(self, fmt: str) -> str:
         entry = self.meta.formats.get(fmt) if self.meta is not None else None
@@ -64,33 +73,6 @@ class LatencyPlan(TimingPlan):
     runtimes: tuple[str, ...] = ("onnxruntime", "litert")
     threads: tuple[int, ...] = (1,)
     precisions: tuple[str, ...] = ("fp32",)
-
-
-def check_precisions(runtimes: list[str], precisions: list[str]) -> list[str]:
-    """Notes for the precisions a timed runtime's format does not offer (those runtimes skip them);
-    ValueError for an unknown precision or one that no timed runtime offers."""
-    offered = {r: by_runtime(r).precisions for r in runtimes}
-    table = "; ".join(f"{r}: {', '.join(p)}" for r, p in offered.items())
-    if not precisions:
-        raise ValueError(f"--precision needs at least one precision ({table})")
-    known = list(dict.fromkeys(p for fmt in FORMATS.values() for p in fmt.precisions))
-    notes = []
-    for precision in precisions:
-        if precision not in known:
-            raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(known)}")
-        lacking = [r for r, p in offered.items() if precision not in p]
-        if len(lacking) == len(offered):
-            raise ValueError(
-                f"precision {precision!r} is offered by none of the timed runtimes ({table}); "
-                "choose other --precision or --to"
-            )
-        if lacking:
-            verb = "does" if len(lacking) == 1 else "do"
-            notes.append(
-                f"{', '.join(lacking)} {verb} not offer {precision} ({table}): {precision} is timed in "
-                f"{', '.join(r for r in offered if r not in lacking)} only"
-            )
-    return notes
 
 
 def group_models(models: list[BenchModel]) -> dict[tuple[str, int], list[BenchModel]]:
@@ -127,6 +109,10 @@ def runner_opener(model: BenchModel, runtime: str, threads: int, x: np.ndarray) 
     def open_session():
         with quiet():  # session creation prints delegate and CPU notes from C++
             runner = open_model(fmt, model.files[fmt.name], model.meta, threads)
+        model.apis[runtime] = getattr(runner, "api", None)  # LiteRT: CompiledModel or Interpreter
+        if model.input_dtype(fmt.name) == "uint8" and hasattr(runner, "run_pixels"):  # raw RGB pixels in
+            pixels = pixels_of(x, model.meta)  # the very image the float graphs of its cell get (measure_cell)
+            return (lambda: runner.run_pixels(pixels)), runner.init_s
         return (lambda: runner.run(x)), runner.init_s
 
     return open_session
@@ -202,6 +188,9 @@ def cell_results(
             "name": m.name,
             "order": "interleaved, rotating every round, sessions re-created per block",
             **RUNTIME_SETTINGS.get(runtime, {}),
+            "cpu": cpu(),
+            "versions": {"runtime": runtime_version(runtime), **versions()},
+            **({"cached_at": timing.cached_at} if timing.cached_at else {}),
             **m.extra,
         }
         record = record_from_times(
@@ -215,6 +204,7 @@ def cell_results(
             machine=machine,
             extra=extra,
         )
+        record.api = m.apis.get(runtime)
         records.append(record)
         base = baseline_index(group, precisions, precisions[i])
         ratio, low, high = ratio_interval(timing.times_ms[i], timing.times_ms[base])
@@ -240,17 +230,64 @@ def cell_results(
                 "source": m.source,
                 "precision": precisions[i],
                 "vs_fp32": vs_fp32,
+                "cached_at": timing.cached_at,
             }
         )
     return records, ratios
 
 
-def time_models(models: list[BenchModel], plan: LatencyPlan, progress: bool = True) -> dict[str, Any]:
+def measure_cell(
+    cell: list[BenchModel],
+    runtime: str,
+    threads: int,
+    size: int,
+    plan: LatencyPlan,
+    cache: BenchCache | None,
+    advance: Any,
+) -> tuple[list[BenchModel], Timing | None, list[dict[str, Any]]]:
+    """The models of one cell that ran, their timing (None when none ran) and the refused ones: from the cache
+    when every file, the runtime version, the machine and the protocol are unchanged, else measured."""
+    fmt = by_runtime(runtime).name
+    key = None
+    if cache is not None:
+        key = cache.key(
+            "cell",
+            files=[cache.sha256(m.files[fmt]) for m in cell],
+            precisions=[m.precision_of(fmt) for m in cell],
+            runtime=runtime_version(runtime),
+            settings=RUNTIME_SETTINGS.get(runtime, {}),
+            threads=threads,
+            machine=cache_identity(),
+            protocol=[plan.runs, plan.warmup, plan.time_budget_s, size, 1],
+        )
+        hit = cache.get(key)
+        if hit is not None:
+            value = hit["value"]
+            advance(progress_total(len(cell), plan))
+            group = [cell[i] for i in value["kept"]]
+            timing = Timing(value["times_ms"], value["init_ms"], value["rounds"], hit["measured_at"]) if group else None
+            return group, timing, value["skipped"]
+    x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+    x = pixel_levels(x, next((m.meta for m in cell if m.input_dtype(fmt) == "uint8"), None))  # one image for all
+    group, refused = openable(cell, runtime, threads, x)
+    timing = time_interleaved([runner_opener(m, runtime, threads, x) for m in group], plan, advance) if group else None
+    if cache is not None and key is not None:
+        kept = [cell.index(m) for m in group]
+        times = timing.__dict__ if timing is not None else {"times_ms": [], "init_ms": [], "rounds": 0}
+        cache.put(key, {"kept": kept, "skipped": refused, **{k: times[k] for k in ("times_ms", "init_ms", "rounds")}})
+    return group, timing, refused
+
+
+def time_models(
+    models: list[BenchModel], plan: LatencyPlan, progress: bool = True, cache: BenchCache | None = None
+) -> dict[str, Any]:
     """Time every model in every runtime and thread count, interleaved within each (arch, size); a file the
-    runtime cannot open is left out with its reason (``skipped``)."""
+    runtime cannot open is left out with its reason (``skipped``). With a ``cache``, a cell whose files, runtime,
+    machine and protocol are unchanged is read from it (its rows say when they were measured)."""
     from tqdm import tqdm
 
     machine = this_machine()
+    load_start = load_snapshot()
     groups = group_models(models)
     cells = {
         (key, runtime): [m for m in group if by_runtime(runtime).name in m.files]  # a precision the format
@@ -272,12 +309,10 @@ def time_models(models: list[BenchModel], plan: LatencyPlan, progress: bool = Tr
     skipped: list[dict[str, Any]] = []
     for (arch, size), runtime, t in grid:
         bar.set_postfix_str(f"{arch} {runtime} {t}t")
-        x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
-        group, refused = openable(cells[((arch, size), runtime)], runtime, t, x)
+        group, timing, refused = measure_cell(cells[((arch, size), runtime)], runtime, t, size, plan, cache, bar.update)
         skipped += refused
-        if not group:
+        if timing is None:
             continue
-        timing = time_interleaved([runner_opener(m, runtime, t, x) for m in group], plan, bar.update)
         cell_records, cell_ratios = cell_results(group, timing, arch, size, runtime, t, plan, machine)
         records += cell_records
         ratios += cell_ratios
@@ -285,6 +320,9 @@ def time_models(models: list[BenchModel], plan: LatencyPlan, progress: bool = Tr
     budget = plan.time_budget_s
     return {
         "machine": machine,
+        "cpu": cpu(),
+        "versions": versions(),
+        "load": {"start": load_start, "end": load_snapshot()},
         "runs": plan.runs if not budget else None,
         "time_budget_s": budget,
         "warmup": plan.warmup,

@@ -7,8 +7,10 @@
     >>> ds.load("runs/sq/export", runtime="litert").predict(pil_image)
 
 An image is decoded and resized as everywhere in deepsquare (the one loader, ``deepsquare.runtime.images``:
-EXIF orientation applied, Pillow's BILINEAR to the model's square input), then normalized with the bundle's
-mean and std.
+EXIF orientation applied, then the whole image resized with Pillow's BILINEAR to the model's square input, no
+crop, aspect ratio not kept) to uint8 RGB pixels. A bundle exported with ``--input uint8`` takes those pixels as
+they are (its graphs normalize inside); a float bundle gets them normalized with the bundle's mean and std, as
+in training. The resize is the one step an app does itself, by this rule, for either kind of bundle.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 from .bundle import BundleError, BundleMeta, load_bundle
 from .formats import FORMATS, Format
-from .images import ImageError, load_image
+from .images import ImageError, load_rgb
 from .preprocess import normalize_nchw
 from .runners import Runner, open_runner, top_k
 
@@ -51,19 +53,25 @@ def choose_format(meta: BundleMeta, folder: Path, runtime: str | None) -> Format
 
 def to_pixels(image: Any, size: int) -> np.ndarray:
     """A path, a ``PIL.Image`` or an ``(H, W, 3)`` uint8 RGB array -> float32 HWC in [0, 1] at ``size``."""
+    return to_uint8(image, size).astype(np.float32) / 255.0
+
+
+def to_uint8(image: Any, size: int) -> np.ndarray:
+    """A path, a ``PIL.Image`` or an ``(H, W, 3)`` uint8 RGB array -> uint8 ``(size, size, 3)`` RGB pixels: the
+    whole image resized with Pillow's BILINEAR (an array already at ``size`` is left as it is)."""
+    from PIL import Image
+
     if isinstance(image, (str, Path)):
-        return load_image(image, size)
+        image = load_rgb(image)
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ImageError(f"an image array must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-        from PIL import Image
-
+        if image.shape[:2] == (size, size):
+            return np.ascontiguousarray(image)
         image = Image.fromarray(image, "RGB")
     if hasattr(image, "resize") and hasattr(image, "mode"):  # a PIL image
-        from PIL import Image
-
         rgb = image if image.mode == "RGB" else image.convert("RGB")
-        return np.asarray(rgb.resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
+        return np.asarray(rgb.resize((size, size), Image.BILINEAR), dtype=np.uint8)
     raise ImageError(f"cannot predict on a {type(image).__name__}: give a file path, a PIL image or a uint8 array")
 
 
@@ -81,11 +89,18 @@ class Predictor:
 
     def scores(self, images: list[Any]) -> np.ndarray:
         """The model's raw output for several images, ``(N, num_classes)`` (logits; Core ML: probabilities)."""
-        pixels = np.stack([to_pixels(image, self.meta.input_size) for image in images])
+        pixels = np.stack([to_uint8(image, self.meta.input_size) for image in images])
         return self._run(pixels)
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
-        scores = self.runner.run(normalize_nchw(pixels, self.meta))
+        """``(N, H, W, 3)`` uint8 pixels, or float32 in [0, 1] (pixel levels / 255) -> the model's scores."""
+        if getattr(self.runner, "input_dtype", "float32") == "float32":  # normalized here, as in training
+            values = pixels.astype(np.float32) / 255.0 if pixels.dtype == np.uint8 else pixels
+            scores = self.runner.run(normalize_nchw(values, self.meta))
+        else:  # a graph that takes the pixels (--input uint8, Core ML's ImageType): straight in
+            if pixels.dtype != np.uint8:
+                pixels = np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)
+            scores = self.runner.run_pixels(pixels)
         if scores.shape[-1] != len(self.meta.classes):
             raise BundleError(
                 f"{self.folder}: the {self.format} model gives {scores.shape[-1]} scores but model.json lists "
@@ -95,10 +110,11 @@ class Predictor:
 
     def predict(self, image: Any, top: int = 5) -> list[Prediction]:
         """The ``top`` labels of one image (a file path, a PIL image, or an ``(H, W, 3)`` uint8 array), best first."""
-        return self.predict_pixels(to_pixels(image, self.meta.input_size), top)
+        return self.predict_pixels(to_uint8(image, self.meta.input_size), top)
 
     def predict_pixels(self, pixels: np.ndarray, top: int = 5) -> list[Prediction]:
-        """The ``top`` labels of one image already at the input size: float32 ``(H, W, 3)`` RGB in [0, 1]."""
+        """The ``top`` labels of one image already at the input size: ``(H, W, 3)`` RGB, uint8 pixels or float32
+        in [0, 1] (rounded to pixel levels for a bundle that takes uint8)."""
         if top < 1:
             raise ValueError(f"top must be >= 1, got {top}")
         scores = self._run(pixels[None])[0]

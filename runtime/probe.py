@@ -21,8 +21,13 @@ from deepsquare.runtime.formats import FORMATS
 from deepsquare.runtime.runners import open_model
 fmt_name, path, meta, threads, size = json.loads(sys.argv[1])
 fmt = FORMATS[fmt_name]
-runner = open_model(fmt, path, BundleMeta.from_dict(meta) if meta else None, threads)
-runner.run(np.zeros((1, 3, size, size), np.float32))
+meta = BundleMeta.from_dict(meta) if meta else None
+runner = open_model(fmt, path, meta, threads)
+entry = meta.formats.get(fmt_name) if meta is not None else None
+if getattr(entry, "input_dtype", None) == "uint8" and hasattr(runner, "run_pixels"):
+    runner.run_pixels(np.zeros((1, size, size, 3), np.uint8))
+else:
+    runner.run(np.zeros((1, 3, size, size), np.float32))
 """
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .benchmark_model import BenchmarkOutputError, parse_benchmark_output
 from .files import write_text_atomically
+from .op_profile_tflite import op_table_lines, parse_op_profiling, summarize
 from .options import add_out, add_rounds, add_threads, add_verbosity, one_value
 from .records import BenchRecord, dump_records, record_from_times
 from .timing import TimingPlan, time_interleaved
@@ -58,6 +59,7 @@ def profile_android(
     threads: int,
     use_gpu: bool,
     use_xnnpack: bool,
+    op_profiling: bool = False,
     serial: str | None,
     runs: int,
     warmup: int,
@@ -85,6 +87,7 @@ def profile_android(
         f"--use_xnnpack={str(use_xnnpack).lower()}",
         f"--num_runs={runs}",
         f"--warmup_runs={warmup}",
+        f"--enable_op_profiling={str(op_profiling).lower()}",
         serial=serial,
     )
     model_name = adb("shell", "getprop", "ro.product.model", serial=serial).strip()
@@ -93,6 +96,7 @@ def profile_android(
     )
     record.threads = threads
     record.extra.update({"use_gpu": use_gpu, "use_xnnpack": use_xnnpack})
+    add_op_profile(record, output)
     return record
 
 
@@ -180,10 +184,6 @@ Example:
 """
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``deepsquare profile`` itself takes no flags: one of its sub-subcommands does the work."""
-
-
 def _add_common(parser: argparse.ArgumentParser) -> None:
     add_out(parser, default=None, help="also add the records to OUT/records.json")
     add_verbosity(parser)
@@ -197,6 +197,9 @@ def add_android_arguments(parser: argparse.ArgumentParser) -> None:
     add_threads(parser, help="--num_threads of benchmark_model")
     parser.add_argument("--gpu", action="store_true", help="--use_gpu=true")
     parser.add_argument("--no-xnnpack", action="store_true", help="--use_xnnpack=false")
+    parser.add_argument(
+        "--op-profiling", action="store_true", help="--enable_op_profiling=true: per-op times in the record"
+    )
     parser.add_argument("--serial", help="adb serial when several devices are attached")
     add_rounds(parser)
     _add_common(parser)
@@ -232,6 +235,7 @@ def run_android(args: argparse.Namespace) -> int:
                 threads=threads,
                 use_gpu=args.gpu,
                 use_xnnpack=not args.no_xnnpack,
+                op_profiling=args.op_profiling,
                 serial=args.serial,
                 runs=args.runs,
                 warmup=args.warmup,
@@ -247,14 +251,23 @@ def run_ios(args: argparse.Namespace) -> int:
 
 
 def run_parse(args: argparse.Namespace) -> int:
-    return _finish(
-        args,
-        lambda: [
-            parse_benchmark_output(read_output(args.output)).record(
-                model=args.model, variant=args.variant, machine=args.machine
-            )
-        ],
-    )
+    def measure() -> list[BenchRecord]:
+        text = read_output(args.output)
+        record = parse_benchmark_output(text).record(model=args.model, variant=args.variant, machine=args.machine)
+        return [add_op_profile(record, text)]
+
+    return _finish(args, measure)
+
+
+def add_op_profile(record: BenchRecord, output: str) -> BenchRecord:
+    """Keep the op-profiling table of a benchmark_model output (if it has one) in ``record.extra["op_profile"]``
+    and print its summary to stderr (stdout stays the records' JSON)."""
+    rows = parse_op_profiling(output)
+    if rows:
+        summary = summarize(rows)
+        record.extra["op_profile"] = summary
+        print("\n".join(op_table_lines(summary)), file=sys.stderr)
+    return record
 
 
 def _finish(args: argparse.Namespace, measure) -> int:

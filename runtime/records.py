@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import statistics
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -34,6 +33,7 @@ class BenchRecord:
     machine: str
     max_ms: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # p95, memory, delegate, batch, ...
+    api: str | None = None  # the runtime's API that ran it (LiteRT: "CompiledModel" or "Interpreter"); None: unknown
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -44,14 +44,17 @@ class BenchRecord:
         if data.get("schema") != SCHEMA:
             raise ValueError(f"not a {SCHEMA} record: schema={data.get('schema')!r}")
         names = {f.name for f in fields(cls)}
-        missing = names - set(data) - {"max_ms", "extra"}
+        missing = names - set(data) - {"max_ms", "extra", "api"}
         if missing:
             raise ValueError(f"benchmark record lacks {', '.join(sorted(missing))}")
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def this_machine() -> str:
-    return f"{platform.node() or 'host'} ({platform.system()} {platform.machine()}, {platform.processor() or 'cpu'})"
+    """Host, OS, CPU model, cores and the ISA extensions the kernels use (``deepsquare.runtime.machine``)."""
+    from .machine import describe
+
+    return describe()
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -61,6 +64,19 @@ def percentile(sorted_values: list[float], q: float) -> float:
     pos = (len(sorted_values) - 1) * q / 100
     low, high = math.floor(pos), math.ceil(pos)
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
+
+
+def quantile_interval(sorted_values: list[float], q: float) -> list[float]:
+    """A distribution-free 95% interval of the q-th percentile (order statistics, normal approximation of the
+    binomial): [low, high] among the values; the whole range when there are few values."""
+    n = len(sorted_values)
+    if n == 0:
+        return [math.nan, math.nan]
+    p = q / 100
+    half = 1.96 * math.sqrt(n * p * (1 - p))
+    low = max(0, math.floor(n * p - half) - 1)
+    high = min(n - 1, math.ceil(n * p + half) - 1 + 1)
+    return [sorted_values[low], sorted_values[high]]
 
 
 def record_from_times(
@@ -91,7 +107,7 @@ def record_from_times(
         init_ms=init_ms,
         machine=machine or this_machine(),
         max_ms=ordered[-1],
-        extra=dict(extra or {}),
+        extra={"p50_ci95": quantile_interval(ordered, 50), "p90_ci95": quantile_interval(ordered, 90), **(extra or {})},
     )
 
 

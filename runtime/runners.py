@@ -1,8 +1,10 @@
-"""One small interface over ONNX Runtime, LiteRT/TFLite and Core ML.
+"""One small interface over ONNX Runtime, LiteRT/TFLite, ExecuTorch and Core ML.
 
-Every runner takes normalized NCHW float32 batches (what the PyTorch model takes) and
-returns float32 logits ``(N, num_classes)``; a runner whose model wants another layout
-converts inside. No torch here.
+Every runner takes normalized NCHW float32 batches (``run``, what the PyTorch model takes) and uint8 RGB pixels
+(``run_pixels``, what a ``--input uint8`` file takes), and returns float32 logits ``(N, num_classes)``; a runner
+whose file wants the other input or another layout converts inside (``deepsquare.runtime.pixels``). The file
+says which input it takes (``runner.input_dtype``: ``float32``, ``uint8`` or Core ML's ``image``); opening a
+bundle's file checks that ``model.json`` says the same. No torch here.
 """
 
 from __future__ import annotations
@@ -17,24 +19,29 @@ import numpy as np
 
 from .bundle import BundleError, BundleMeta, check_model_file, load_bundle
 from .formats import FORMATS, Format
+from .litert_runner import LiteRTRunner, dequantize, quantize
+from .pixels import PixelInput, RuntimeUnavailable
 from .quiet import quiet
 
-
-class RuntimeUnavailable(RuntimeError):
-    """The runtime cannot run here (not installed, or needs another OS)."""
+__all__ = ["LiteRTRunner", "RuntimeUnavailable", "dequantize", "quantize"]  # beside the names defined here
 
 
 class Runner(Protocol):
     name: str
     init_s: float
+    input_dtype: str  # "float32", "uint8" (pixels) or "image" (Core ML)
 
     def run(self, batch_nchw: np.ndarray) -> np.ndarray: ...
 
+    def run_pixels(self, pixels: np.ndarray) -> np.ndarray: ...
 
-class OnnxRunner:
+
+class OnnxRunner(PixelInput):
     name = "onnxruntime"
+    api = "InferenceSession"
 
-    def __init__(self, path: str | Path, threads: int = 0) -> None:
+    def __init__(self, path: str | Path, threads: int = 0, meta: BundleMeta | None = None) -> None:
+        self.meta = meta
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -49,73 +56,33 @@ class OnnxRunner:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.init_s = time.perf_counter() - start
         self.input_name = self.session.get_inputs()[0].name
-        shape = self.session.get_inputs()[0].shape  # ["batch", 3, H, W]
-        self.input_hw = tuple(shape[2:4]) if len(shape) == 4 else None
+        self.input_dtype = "uint8" if self.session.get_inputs()[0].type == "tensor(uint8)" else "float32"
+        shape = self.session.get_inputs()[0].shape  # ["batch", 3, H, W]; pixels: ["batch", H, W, 3]
+        self.input_hw = (
+            (tuple(shape[1:3]) if self.input_dtype == "uint8" else tuple(shape[2:4])) if len(shape) == 4 else None
+        )
 
-    def run(self, batch_nchw: np.ndarray) -> np.ndarray:
+    def _run_float(self, batch_nchw: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(batch_nchw, dtype=np.float32)})[0]
 
-
-def _tflite_interpreter_class():
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-
-        return Interpreter
-    except ImportError:
-        pass
-    try:
-        from tflite_runtime.interpreter import Interpreter
-
-        return Interpreter
-    except ImportError as exc:
-        raise RuntimeUnavailable(
-            "no TFLite interpreter: pip install 'deepsquare[tflite]' (ai-edge-litert) or tflite-runtime"
-        ) from exc
+    def _run_uint8(self, pixels: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: pixels})[0]
 
 
-class LiteRTRunner:
-    """The TFLite model has a batch-1 NHWC input; batches run one image at a time."""
+class OrtFormatRunner(OnnxRunner):
+    """ONNX Runtime over ``model.ort`` (its mobile format): a fixed-shape batch-1 graph, so batches run one image
+    at a time."""
 
-    name = "litert"
+    name = "ort"
 
-    def __init__(self, path: str | Path, threads: int = 0) -> None:
-        interpreter_class = _tflite_interpreter_class()
-        start = time.perf_counter()
-        self.interpreter = interpreter_class(model_path=str(path), num_threads=threads or None)
-        self.interpreter.allocate_tensors()
-        self.init_s = time.perf_counter() - start
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        shape = list(self.input["shape"])  # [1, H, W, 3]
-        self.input_hw = (int(shape[1]), int(shape[2])) if len(shape) == 4 else None
+    def _run_float(self, batch_nchw: np.ndarray) -> np.ndarray:
+        return np.concatenate([super(OrtFormatRunner, self)._run_float(image[None]) for image in batch_nchw])
 
-    def run(self, batch_nchw: np.ndarray) -> np.ndarray:
-        outputs = []
-        for image in np.asarray(batch_nchw, dtype=np.float32).transpose(0, 2, 3, 1):
-            self.interpreter.set_tensor(self.input["index"], quantize(image[None], self.input))
-            self.interpreter.invoke()
-            outputs.append(dequantize(self.interpreter.get_tensor(self.output["index"])[0], self.output))
-        return np.stack(outputs)
+    def _run_uint8(self, pixels: np.ndarray) -> np.ndarray:
+        return np.concatenate([super(OrtFormatRunner, self)._run_uint8(image[None]) for image in pixels])
 
 
-def quantize(values: np.ndarray, detail: dict) -> np.ndarray:
-    """Float input -> the tensor's integer type (full-integer int8 models), else unchanged."""
-    dtype = detail["dtype"]
-    if not np.issubdtype(dtype, np.integer):
-        return values.astype(dtype)
-    scale, zero_point = detail["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.rint(values / scale + zero_point), info.min, info.max).astype(dtype)
-
-
-def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
-    if not np.issubdtype(values.dtype, np.integer):
-        return values.astype(np.float32).copy()
-    scale, zero_point = detail["quantization"]
-    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
-
-
-class ExecuTorchRunner:
+class ExecuTorchRunner(PixelInput):
     """ExecuTorch's Python runtime over a ``.pte`` (XNNPACK-lowered, batch-1 NCHW input).
 
     The one runner that needs torch at run time: ExecuTorch's Python bindings take and return
@@ -125,8 +92,10 @@ class ExecuTorchRunner:
     """
 
     name = "executorch"
+    api = "Runtime"  # executorch.runtime
 
-    def __init__(self, path: str | Path, threads: int = 0) -> None:
+    def __init__(self, path: str | Path, threads: int = 0, meta: BundleMeta | None = None) -> None:
+        self.meta = meta
         try:
             import torch
             from executorch.extension.pybindings import portable_lib
@@ -141,18 +110,30 @@ class ExecuTorchRunner:
         self.program = Runtime.get().load_program(Path(path))
         self.method = self.program.load_method("forward")
         self.init_s = time.perf_counter() - start
-        sizes = list(self.method.metadata.input_tensor_meta(0).sizes())  # [1, 3, H, W]
-        self.input_hw = (int(sizes[2]), int(sizes[3])) if len(sizes) == 4 else None
+        tensor = self.method.metadata.input_tensor_meta(0)
+        self.input_dtype = "uint8" if int(tensor.dtype()) == UINT8_SCALAR_TYPE else "float32"
+        sizes = list(tensor.sizes())  # [1, 3, H, W]; pixels: [1, H, W, 3]
+        hw = sizes[1:3] if self.input_dtype == "uint8" else sizes[2:4]
+        self.input_hw = (int(hw[0]), int(hw[1])) if len(sizes) == 4 else None
 
-    def run(self, batch_nchw: np.ndarray) -> np.ndarray:
+    def _execute(self, images: np.ndarray) -> np.ndarray:
         outputs = []
-        for image in np.asarray(batch_nchw, dtype=np.float32):
+        for image in images:
             x = self._torch.from_numpy(np.ascontiguousarray(image[None]))
             outputs.append(self.method.execute([x])[0].numpy()[0].copy())
         return np.stack(outputs)
 
+    def _run_float(self, batch_nchw: np.ndarray) -> np.ndarray:
+        return self._execute(np.asarray(batch_nchw, dtype=np.float32))
 
-class CoreMLRunner:
+    def _run_uint8(self, pixels: np.ndarray) -> np.ndarray:
+        return self._execute(pixels)
+
+
+UINT8_SCALAR_TYPE = 0  # c10::ScalarType::Byte, as ExecuTorch's tensor metadata reports a uint8 input
+
+
+class CoreMLRunner(PixelInput):
     """Core ML prediction exists on macOS only; elsewhere this refuses plainly.
 
     The exported model is a classifier (``ClassifierConfig``): ``predict`` returns the top label
@@ -162,7 +143,9 @@ class CoreMLRunner:
     """
 
     name = "coreml"
+    api = "MLModel"
     outputs = "probabilities"
+    input_dtype = "image"  # the picture itself; run() turns a normalized batch back into pixels
 
     def __init__(self, path: str | Path, meta: BundleMeta, compute_units: str = "ALL") -> None:
         if platform.system() != "Darwin":
@@ -175,16 +158,12 @@ class CoreMLRunner:
         self.meta = meta
         self.probabilities = self.model.get_spec().description.predictedProbabilitiesName or "classLabel_probs"
 
-    def run(self, batch_nchw: np.ndarray) -> np.ndarray:
+    def _run_uint8(self, pixels: np.ndarray) -> np.ndarray:
         from PIL import Image
 
-        # The Core ML model takes the raw image and normalizes inside: undo ours first.
-        mean = np.asarray(self.meta.mean, dtype=np.float32)[:, None, None]
-        std = np.asarray(self.meta.std, dtype=np.float32)[:, None, None]
         outputs = []
-        for chw in batch_nchw:
-            pixels = np.clip(np.rint((chw * std + mean) * 255), 0, 255).astype(np.uint8).transpose(1, 2, 0)
-            result = self.model.predict({"image": Image.fromarray(pixels)})
+        for image in pixels:
+            result = self.model.predict({"image": Image.fromarray(image, "RGB")})
             probs = result[self.probabilities]
             missing = [c for c in self.meta.classes if c not in probs]
             if missing:
@@ -195,10 +174,11 @@ class CoreMLRunner:
 
 # The runner class of each format, by its runtime name (the format table's ``runtime``).
 RUNNERS: dict[str, Callable[[Path, BundleMeta | None, int], Runner]] = {
-    "onnxruntime": lambda path, meta, threads: OnnxRunner(path, threads),
+    "onnxruntime": lambda path, meta, threads: OnnxRunner(path, threads, meta),
     "coreml": lambda path, meta, threads: CoreMLRunner(path, meta),
-    "litert": lambda path, meta, threads: LiteRTRunner(path, threads),
-    "executorch": lambda path, meta, threads: ExecuTorchRunner(path, threads),
+    "litert": lambda path, meta, threads: LiteRTRunner(path, threads, meta),
+    "executorch": lambda path, meta, threads: ExecuTorchRunner(path, threads, meta),
+    "ort": lambda path, meta, threads: OrtFormatRunner(path, threads, meta),
 }
 
 
@@ -237,6 +217,13 @@ def open_model_file(fmt: Format, path: Path, meta: BundleMeta, threads: int) -> 
     if hw and all(isinstance(v, int) for v in hw) and hw != (meta.input_size, meta.input_size):
         raise BundleError(
             f"{path.name} takes {hw[0]}x{hw[1]} images but model.json says {meta.input_size}; "
+            "the bundle is inconsistent: re-export it"
+        )
+    entry = meta.formats.get(fmt.name) if meta is not None else None
+    takes = getattr(runner, "input_dtype", "float32")
+    if entry is not None and takes != entry.input_dtype and "image" not in (takes, entry.input_dtype):
+        raise BundleError(
+            f"{path.name} takes {takes} input but model.json says {entry.input_dtype}; "
             "the bundle is inconsistent: re-export it"
         )
     return runner

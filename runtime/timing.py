@@ -40,6 +40,7 @@ class Timing:
     times_ms: list[list[float]]  # per model, paired by round
     init_ms: list[float]  # per model, median over its blocks
     rounds: int
+    cached_at: str | None = None  # when it was measured, for a timing read from the bench cache
 
 
 def rotation(count: int, round_index: int) -> list[int]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .bundle import BundleError, load_bundle
+from .schema import SCHEMA_FILE
 
 WEB_RUNTIMES = {"onnxruntime-web": "onnx", "litert.js": "tflite"}  # record runtime -> bundle format it runs
 # The files of node_modules that the page loads, the only ones served, and the only ones a wheel carries (pyproject's
@@ -34,6 +35,7 @@ VENDORED = (
     "@litertjs/core/wasm/litert_wasm_compat_internal.js",  # ... and where it is not
     "@litertjs/core/wasm/litert_wasm_compat_internal.wasm",
     "@litertjs/wasm-utils/dist/index.js",  # @litertjs/core's one dependency
+    "ajv-dist/dist/ajv7.min.js",  # Ajv's draft-07 browser build: the page checks model.json against the schema
 )
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 HEADERS = {
@@ -116,7 +118,8 @@ def resolve_inside(root: Path, relative: str) -> Path | None:
 
 
 class Site:
-    """What the server serves: the app folder, its vendored packages, and numbered bundle folders."""
+    """What the server serves: the app folder, its vendored packages, the bundle schema (``/bundle.schema.json``),
+    and numbered bundle folders (each folder's own files and its ``samples/`` images)."""
 
     def __init__(self, app_dir: Path, bundles: list[Path]):
         self.app_dir = app_dir
@@ -140,10 +143,13 @@ class Site:
             return app_file(self.app_dir, "index.html")
         if path == "/bundles.json":
             return self.bundles_json()
+        if path == "/bundle.schema.json":  # the schema of this deepsquare: the page checks every bundle against it
+            return SCHEMA_FILE
         if path.startswith("/bundle/"):
             index, _, name = path[len("/bundle/") :].partition("/")
-            if not index.isdigit() or int(index) >= len(self.bundles) or "/" in name or not name:
-                return None  # a bundle's files lie directly in its folder
+            folder, _, inner = name.rpartition("/")
+            if not index.isdigit() or int(index) >= len(self.bundles) or folder not in ("", "samples") or not inner:
+                return None  # a bundle's files lie directly in its folder, its sample images in samples/
             return resolve_inside(self.bundles[int(index)], name)
         if path.startswith("/node_modules/"):
             inner = path[len("/node_modules/") :]

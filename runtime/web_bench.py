@@ -67,12 +67,14 @@ def drive_page(
     browser: str,
     *,
     upload: list[Path] = (),
+    click_samples: int | str | None = None,
     bench: dict[str, Any] | None = None,
     screenshot: Path | None = None,
     timeout_s: float = 600,
     progress=None,
 ) -> dict[str, Any]:
-    """Run apps/web/tools/drive.mjs against ``url``; returns what the page held (window.deepsquare)."""
+    """Run apps/web/tools/drive.mjs against ``url``; returns what the page held (window.deepsquare).
+    ``click_samples``: click that many of the bundle's sample thumbnails (``"all"``) before any upload."""
     node = shutil.which("node")
     if node is None:
         raise WebAppError("driving a headless browser needs Node.js (node) on PATH")
@@ -89,6 +91,8 @@ def drive_page(
         "--timeout",
         str(int(timeout_s)),
     ]
+    if click_samples is not None:
+        command += ["--click-samples", str(click_samples)]
     if upload:
         command += ["--upload", ",".join(str(p) for p in upload)]
     if bench is not None:

@@ -16,11 +16,11 @@ import pytest
 import torch
 from export_helpers import write_checkpoint
 
-from deepsquare.export import bench
+from deepsquare.export import bench, bench_run
 from deepsquare.export.complexity import count_macs, count_ops
 from deepsquare.export.deploy import deploy_transform
 from deepsquare.export.pipeline import ExportRequest, run_export
-from deepsquare.runtime import bench_report, latency, timing
+from deepsquare.runtime import bench_plan, bench_report, latency, timing
 from deepsquare.runtime.formats import FORMATS
 from deepsquare.runtime.records import BenchRecord
 from deepsquare.runtime.runners import RUNNERS
@@ -121,7 +121,7 @@ def fake_args(**overrides):
 def test_variants_are_timed_interleaved_in_rotating_order(monkeypatch) -> None:
     FakeRunner.calls, FakeRunner.created = [], []
     use_runner(monkeypatch, FakeRunner)
-    result = bench.run_bench(fake_args(runs=6), progress=False)
+    result = bench_run.run_bench(fake_args(runs=6), progress=False)
     g, a, b = "00", "01", "02"  # gap is added first
     # Each file is first opened and run once (a file the runtime refuses is left out, not the table); then
     # three blocks of two rounds; each block creates the sessions anew in rotated order, warms them up
@@ -151,7 +151,7 @@ class SleepyRunner(FakeRunner):
 def test_time_budget_replaces_the_run_count(monkeypatch) -> None:
     FakeRunner.calls = []
     use_runner(monkeypatch, SleepyRunner)
-    result = bench.run_bench(fake_args(runs=1000, warmup=0, time_budget=0.05), progress=False)
+    result = bench_run.run_bench(fake_args(runs=1000, warmup=0, time_budget=0.05), progress=False)
     rounds = {r["runs"] for r in result["ratios"]}
     # 3 blocks of 0.05/3 s, rounds of 3 x 4 ms: about 2 rounds a block; whole rounds, the same for every model.
     assert len(rounds) == 1 and 3 <= rounds.pop() <= 9
@@ -176,7 +176,7 @@ def test_checkpoints_and_bundles_are_timed_with_their_cost(tmp_path: Path, monke
         "elementwise": expected.elementwise,
     }
     args = fake_args(arch=None, variants=None, models=[str(gap_ckpt), str(tmp_path / "sq" / "export")])
-    result = bench.run_bench(args, progress=False)
+    result = bench_run.run_bench(args, progress=False)
     rows = {r["name"]: r for r in result["ratios"]}
     assert set(rows) == {"gap", "sp+ss"} and rows["sp+ss"]["baseline"] == "gap"
     assert rows["sp+ss"]["source"] == str(tmp_path / "sq" / "export") and rows["gap"]["source"] == str(gap_ckpt)
@@ -240,7 +240,13 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.csv", "bench.json", "bench.md", "bench.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bench-cache.json",
+        "bench.csv",
+        "bench.json",
+        "bench.md",
+        "bench.png",
+    ]
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads((tmp_path / "bench.json").read_text())
     assert {(r["variant"], r["runtime"]) for r in data["records"]} == {
@@ -323,7 +329,7 @@ def test_records_measured_elsewhere_join_the_report(tmp_path: Path, monkeypatch)
     records = tmp_path / "phone.json"
     records.write_text(dump_records([phone]))
     use_runner(monkeypatch, FakeRunner)
-    result = bench.run_bench(fake_args(variants="gap", add_records=[str(records)]), progress=False)
+    result = bench_run.run_bench(fake_args(variants="gap", add_records=[str(records)]), progress=False)
     assert [BenchRecord.from_dict(r) for r in result["records_elsewhere"]] == [phone]
     table = bench_report.markdown_table(result)
     assert "Measured elsewhere" in table
@@ -331,7 +337,7 @@ def test_records_measured_elsewhere_join_the_report(tmp_path: Path, monkeypatch)
     assert table.rstrip().endswith("| use_gpu=True |")
     records.write_text('[{"model": "x"}]')
     with pytest.raises(ValueError, match="is not a list of benchmark records"):
-        bench.run_bench(fake_args(variants="gap", add_records=[str(records)]), progress=False)
+        bench_run.run_bench(fake_args(variants="gap", add_records=[str(records)]), progress=False)
 
 
 def test_onnx_runtime_sessions_do_not_spin_between_runs(tmp_path: Path) -> None:
@@ -345,13 +351,13 @@ def test_onnx_runtime_sessions_do_not_spin_between_runs(tmp_path: Path) -> None:
 
 
 def test_precisions_a_runtime_lacks_are_skipped_with_a_note() -> None:
-    notes = latency.check_precisions(["onnxruntime", "executorch"], ["fp32", "int8"])
+    notes = bench_plan.check_precisions(["onnxruntime", "executorch"], ["fp32", "int8"])
     assert notes == [
         "executorch does not offer int8 (onnxruntime: fp32, int8; executorch: fp32): int8 is timed in onnxruntime only"
     ]
-    assert latency.check_precisions(["onnxruntime", "litert"], ["fp32", "int8"]) == []
+    assert bench_plan.check_precisions(["onnxruntime", "litert"], ["fp32", "int8"]) == []
     with pytest.raises(ValueError, match="--precision needs at least one precision"):
-        latency.check_precisions(["onnxruntime"], [])
+        bench_plan.check_precisions(["onnxruntime"], [])
 
 
 class PathRunner:
@@ -375,7 +381,7 @@ def test_each_precision_is_timed_in_the_same_interleaved_group(monkeypatch) -> N
     monkeypatch.setitem(FORMATS, "tflite", dataclasses.replace(FORMATS["tflite"], precisions=("fp32",)))
     notes: list[str] = []
     args = fake_args(variants="gap", to=["onnx", "tflite"], precision=["fp32", "int8"], runs=4)
-    result = bench.run_bench(args, progress=False, note=notes.append)
+    result = bench_run.run_bench(args, progress=False, note=notes.append)
     assert notes == [
         "litert does not offer int8 (onnxruntime: fp32, int8; litert: fp32): int8 is timed in onnxruntime only"
     ]
@@ -393,7 +399,7 @@ def test_each_precision_is_timed_in_the_same_interleaved_group(monkeypatch) -> N
     extras = [r["extra"] for r in result["records"]]
     assert [e["precision"] for e in extras] == ["fp32", "int8", "fp32"]
     assert [e.get("calibration") for e in extras] == [None, "random", None]
-    assert int8["size_kb"] < fp32["size_kb"]  # int8 weights (the first conv and the classifier stay float)
+    assert int8["size_kb"] < fp32["size_kb"]  # int8 weights
 
 
 class RefusingRunner(FakeRunner):
@@ -409,7 +415,7 @@ def test_a_file_the_runtime_refuses_is_left_out_with_its_reason(monkeypatch, tmp
     FakeRunner.calls, FakeRunner.created = [], []
     use_runner(monkeypatch, RefusingRunner)
     notes: list[str] = []
-    result = bench.run_bench(fake_args(runs=4), progress=False, note=notes.append)
+    result = bench_run.run_bench(fake_args(runs=4), progress=False, note=notes.append)
     assert [r["name"] for r in result["ratios"]] == ["gap", "ss"] and "01" not in FakeRunner.calls
     assert result["skipped"] == [
         {
@@ -490,7 +496,7 @@ def test_tiny_bench_with_int8_end_to_end(tmp_path: Path) -> None:
     )
     assert f"| {ratio:.3f} ({low:.3f}-{high:.3f}) |" in int8_row
     header = (tmp_path / "bench.csv").read_text().splitlines()[0]
-    assert header.endswith(",precision,vs_fp32,vs_fp32_low,vs_fp32_high")
+    assert header.endswith(",precision,vs_fp32,vs_fp32_low,vs_fp32_high,cached_at")
 
 
 def test_a_fp32_table_keeps_its_columns() -> None:
@@ -517,7 +523,7 @@ def test_a_fp32_table_keeps_its_columns() -> None:
     result = {"runs": 3, "warmup": 1, "machine": "m", "ratios": [row]}
     table = bench_report.markdown_table(result)
     assert "precision" not in table and "vs fp32" not in table
-    assert "| resnet18 | 224 | gap | onnxruntime | 1 | 40 | 1.000 (1.000-1.000) | gap | 1 | 2 | 3 | 4 |" in table
+    assert "| resnet18 | 224 | gap | onnxruntime | 1 | 40 | 1 (baseline) | gap | 1 | 2 | 3 | 4 |" in table
 
 
 def test_one_models_precisions_keep_one_label_beside_another_source() -> None:

@@ -17,6 +17,8 @@ EXPECTED = {  # file: (runs, mean ms, min ms, init ms, warm-up runs, median ms, 
     "android_nnapi_gpu.txt": (50, 156.669, 149.738, 404.292, 0, None, None, None),
     "embedded_linux_info_prefix_percentiles.txt": (50, 1240.27, 1238.588, 5.579, 1, 1239.807, "delta_overall_mb", None),
     "linux_op_profiling.txt": (50, 2950.34, 2727.568, 17.187, 1, None, "delta_overall_mb", 4),
+    "linux_op_profiling_full.txt": (50, 2950.34, 2727.568, 17.187, 1, None, "delta_overall_mb", 4),
+    "xnnpack_op_profiling_excerpt.txt": (64, 15.5176, 14.661, 32.163, 32, None, "delta_overall_mb", None),
 }
 
 

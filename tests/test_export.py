@@ -101,11 +101,17 @@ def test_all_formats_written_verified_and_described(vanilla_bundle) -> None:
     out, report = vanilla_bundle
     assert sorted(p.name for p in out.iterdir()) == [
         "export_report.json",
+        "golden.json",
+        "golden.png",
         "model.json",
         "model.mlpackage",
         "model.onnx",
+        "model.onnx.modules.json",
         "model.pte",
+        "model.schema.json",
         "model.tflite",
+        "samples",
+        "samples.json",
     ]
     for fmt in ("onnx", "tflite", "executorch"):
         parity = report["formats"][fmt]["parity"]

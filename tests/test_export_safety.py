@@ -95,7 +95,18 @@ def test_a_failed_gate_leaves_the_bundle_byte_for_byte(good: Path, tmp_path: Pat
     monkeypatch.undo()
     assert export_cli.main([checkpoint(tmp_path), "--to", "onnx", "--out", str(out), "-q"]) == 0
     assert not beside.exists() and json.loads((out / "model.json").read_text())["variant"] == "sp"
-    assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "model.json", "model.onnx", "notes"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "export_report.json",
+        "golden.json",
+        "golden.png",
+        "model.json",
+        "model.onnx",
+        "model.onnx.modules.json",
+        "model.schema.json",
+        "notes",
+        "samples",
+        "samples.json",
+    ]
 
 
 def test_one_failed_format_of_two_publishes_nothing(good: Path, tmp_path: Path, monkeypatch) -> None:
@@ -215,7 +226,18 @@ def test_a_linked_out_gets_the_bundle_in_its_target(good: Path, tmp_path: Path) 
         assert export_cli.main([checkpoint(tmp_path, variant), "--to", "onnx", "--out", str(link), "-q"]) == 0
         assert link.is_symlink() and Path(os.readlink(link)) == real
         assert json.loads((real / "model.json").read_text())["variant"] == variant
-    assert sorted(p.name for p in real.iterdir()) == ["export_report.json", "model.json", "model.onnx", "notes"]
+    assert sorted(p.name for p in real.iterdir()) == [
+        "export_report.json",
+        "golden.json",
+        "golden.png",
+        "model.json",
+        "model.onnx",
+        "model.onnx.modules.json",
+        "model.schema.json",
+        "notes",
+        "samples",
+        "samples.json",
+    ]
     assert hidden(tmp_path) == []
 
 
@@ -230,6 +252,7 @@ def test_model_json_records_the_sha256_of_each_model_file(good: Path) -> None:
         "output_name": "logits",
         "precision": "fp32",
         "extra": {"outputs": "logits"},
+        "input_dtype": "float32",
     }
 
 
@@ -277,8 +300,10 @@ def test_a_tampered_model_file_is_refused_at_load(good: Path, tmp_path: Path, ho
 def test_an_old_model_json_without_hashes_still_loads(good: Path, tmp_path: Path, capsys) -> None:
     folder = tmp_path / "old"
     shutil.copytree(good, folder)
-    meta = json.loads((folder / "model.json").read_text())
-    del meta["sha256"]
+    meta = json.loads((folder / "model.json").read_text())  # as deepsquare-bundle/1 wrote it, before the hashes
+    meta = {k: v for k, v in meta.items() if k not in ("sha256", "id", "input", "golden", "samples")}
+    meta["schema"] = "deepsquare-bundle/1"
+    meta["formats"] = {name: {k: v for k, v in e.items() if k != "input_dtype"} for name, e in meta["formats"].items()}
     (folder / "model.json").write_text(json.dumps(meta))
     assert load_bundle(folder)[1].sha256 == {}
     assert open_runner(folder, "onnx")[0].run is not None
@@ -292,5 +317,5 @@ def test_a_malformed_hash_record_is_refused(good: Path, tmp_path: Path) -> None:
     meta = json.loads((folder / "model.json").read_text())
     meta["sha256"] = {"model.onnx": "abc"}
     (folder / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(BundleError, match="'sha256' must map file names to 64 hex digits"):
+    with pytest.raises(BundleError, match=r"sha256\.model\.onnx: 'abc' must be a sha256 hex digest"):
         load_bundle(folder)

@@ -57,6 +57,7 @@ def test_a_new_format_is_one_row_and_one_converter(tmp_path: Path, alt_format) -
             "output_name": "logits",
             "precision": "fp32",
             "extra": {"outputs": "logits"},
+            "input_dtype": "float32",
         }
     }
     runner, _ = open_runner(tmp_path / "out", "alt")

@@ -166,6 +166,15 @@ def bundle(tmp_path_factory) -> Path:
     return tmp / "export"
 
 
+# Every bundle's schema copy, golden self-check and first-screen samples (export/golden.py).
+CONTRACT_FILES = ["golden.json", "golden.png", "model.schema.json", "samples", "samples.json"]
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (samples/ included) and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
 def damaged(bundle: Path, tmp_path: Path, damage) -> Path:
     copy = tmp_path / "bundle"
     shutil.copytree(bundle, copy)
@@ -191,7 +200,7 @@ BUNDLE_DAMAGE = {
         "cannot load",
     ),
     "model.json random bytes": (lambda f: (f / "model.json").write_bytes(os.urandom(64)), "onnx", "is not valid JSON"),
-    "classes a number": (lambda f: edit_json(f, lambda m: m.update(classes=3)), "onnx", "'classes' must be"),
+    "classes a number": (lambda f: edit_json(f, lambda m: m.update(classes=3)), "onnx", "classes: 3 is not of type"),
     "input size disagrees": (
         lambda f: edit_json(f, lambda m: m.update(input_size=64)),
         "onnx",
@@ -200,7 +209,7 @@ BUNDLE_DAMAGE = {
     "file outside the bundle": (
         lambda f: edit_json(f, lambda m: m["formats"]["onnx"].update(file="../../x.onnx")),
         "onnx",
-        "points outside the bundle folder",
+        "formats.onnx.file: '../../x.onnx' must be a file or folder directly inside the bundle folder",
     ),
 }
 
@@ -241,14 +250,16 @@ def test_reexport_replaces_the_whole_bundle_and_keeps_the_users_files(bundle: Pa
     (out / "notes.txt").write_text("mine")
     ckpt = write_checkpoint(tmp_path / "ck", "vanilla_cnn", "sp")
     assert export_cli.main([str(ckpt), "--to", "onnx", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "model.json", "model.onnx", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["export_report.json", "model.json", "model.onnx", "model.onnx.modules.json", "notes.txt", *CONTRACT_FILES]
+    )
     assert json.loads((out / "model.json").read_text())["variant"] == "sp"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_a_failed_format_leaves_no_orphan(bundle: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     out = damaged(bundle, tmp_path, lambda f: None)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = contents(out)
     monkeypatch.setitem(export_cli_converters(), "tflite", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
     assert (
         export_cli.main(
@@ -264,7 +275,7 @@ def test_a_failed_format_leaves_no_orphan(bundle: Path, tmp_path: Path, monkeypa
         )
         == 1
     )  # the patch lives in this process
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # all or nothing: the previous bundle stays
+    assert contents(out) == before  # all or nothing: the previous bundle stays
 
 
 def export_cli_converters() -> dict:
@@ -286,7 +297,7 @@ def test_a_full_disk_is_one_line_and_the_previous_bundle_stays(
     bundle: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     out = damaged(bundle, tmp_path, lambda f: None)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = contents(out)
 
     def full(staging, target):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -300,7 +311,7 @@ def test_a_full_disk_is_one_line_and_the_previous_bundle_stays(
     )
     line = one_error_line(capsys.readouterr().err, "deepsquare export")
     assert "No space left on device" in line and "untouched" in line
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert contents(out) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -395,5 +406,7 @@ def test_exporting_into_the_current_folder_replaces_files_in_place(bundle: Path,
         == 0
     )
     assert out.stat().st_ino == inode
-    assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "mine.txt", "model.json", "model.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["export_report.json", "mine.txt", "model.json", "model.onnx", "model.onnx.modules.json", *CONTRACT_FILES]
+    )
     assert json.loads((out / "model.json").read_text())["variant"] == "sp"

@@ -37,8 +37,14 @@ from deepsquare.runtime.bundle import BundleMeta, FormatEntry
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "apps" / "web"
 SUBPACKAGES = ("train", "export", "runtime")
+PACKAGE_DATA = {"runtime": ("bundle.schema.json",)}  # the subpackages' files besides modules (pyproject package-data)
 # node_modules files a wheel carries besides VENDORED: each runtime package's package.json (version, license)
-PACKAGE_JSONS = ("onnxruntime-web/package.json", "@litertjs/core/package.json", "@litertjs/wasm-utils/package.json")
+PACKAGE_JSONS = (
+    "onnxruntime-web/package.json",
+    "@litertjs/core/package.json",
+    "@litertjs/wasm-utils/package.json",
+    "ajv-dist/package.json",
+)
 MAX_WHEEL_MB = 25  # 12.9 MB with onnxruntime-web 1.30.0 and @litertjs/core 2.5.3; the whole node_modules is ~250 MB
 QUIET = ["--quiet", "--disable-pip-version-check", "--no-index"]
 
@@ -175,13 +181,15 @@ def test_wheel_holds_the_package_and_the_served_web_app_only(built):
     # Every module of the subpackages (no subpackage left out of pyproject's list), and no tests or apps/android.
     for sub in SUBPACKAGES:
         want = {f"deepsquare/{sub}/{p.relative_to(built.source / sub)}" for p in (built.source / sub).rglob("*.py")}
+        want |= {f"deepsquare/{sub}/{name}" for name in PACKAGE_DATA.get(sub, ())}
         assert {n for n in names if n.startswith(f"deepsquare/{sub}/")} == want, sub
     assert not [n for n in names if "tests/" in n or "android" in n or "__pycache__" in n or n.endswith(".pyc")]
     # The web app: the page, the headless driver, and of node_modules what the server serves (+ package.json).
     page = {f"src/{p.name}" for p in (APP / "src").iterdir() if p.is_file()}
     want = {"index.html", "tools/drive.mjs", *page, *(f"node_modules/{v}" for v in VENDORED_AND_JSONS)}
     assert {n.removeprefix("deepsquare/webapp/") for n in names if n.startswith("deepsquare/webapp/")} == want
-    assert not [n for n in names if not n.endswith(".py") and not n.startswith(("deepsquare/webapp/", info))]
+    data = {f"deepsquare/{sub}/{name}" for sub, files in PACKAGE_DATA.items() for name in files}
+    assert {n for n in names if not n.endswith(".py") and not n.startswith(("deepsquare/webapp/", info))} == data
     assert built.wheel.stat().st_size < MAX_WHEEL_MB * 2**20, f"{built.wheel.stat().st_size / 2**20:.1f} MB"
 
 

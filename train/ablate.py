@@ -240,25 +240,27 @@ def finished(done: Path) -> dict[str, Any] | None:
     return None
 
 
-def execute(run: Run, args: argparse.Namespace) -> dict[str, Any]:
-    """Train one run in its own process (one torch thread) unless its result exists; return the result.
+def execute(run: Run, args: argparse.Namespace, threads: int = 1) -> dict[str, Any]:
+    """Train one run in its own process (``threads`` torch threads) unless its result exists; return the result.
 
     The sweep holds the run's lock while its trainer runs (the trainer dies with the sweep): a run that another
-    live sweep is training is skipped with RunBusy ("being trained by pid N"), never trained twice at once."""
+    live sweep is training is skipped with RunBusy ("being trained by pid N"), never trained twice at once.
+    On a Ray cluster the same function runs in a Ray worker (``deepsquare.train.cluster``), which then holds the
+    lock: the file lock works across the nodes when the shared file system supports ``flock``."""
     folder = run.folder(args.out)
     done = folder / "result.json"
     if (record := finished(done)) is not None:
         return record
     try:
         with run_lock(folder):
-            return finished(done) or train_locked(run, args, folder)
+            return finished(done) or train_locked(run, args, folder, threads)
     except RunBusy as exc:
         raise RunBusy(f"run {run.name} seed {run.seed} skipped: {exc}; run the sweep again once it is done") from None
 
 
-def train_locked(run: Run, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+def train_locked(run: Run, args: argparse.Namespace, folder: Path, threads: int = 1) -> dict[str, Any]:
     done = folder / "result.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     started = time.perf_counter()
     result = processes.run(command(run, args, folder), env=env)  # the trainer dies with this process
     if result.returncode != 0:

@@ -5,6 +5,7 @@ Examples:
                       --out runs/ablate
   deepsquare ablate --arch shufflenetv2_x0_5 --variant gap,sp+ss+sex --data synthetic \\
                       --vary dropout=0,0.2 --vary ss-init=1,4 --out runs/recipe
+  deepsquare ablate --variant gap,sp --seeds 5 --cluster auto --gpus-per-run 1 --out /shared/runs/ablate
 
 ``--vary FLAG=V1,V2,...`` (repeatable) makes a training flag another axis of the grid, like ``--dsop``: the
 first value is the baseline's setting, and a run with another value is named ``arch/variant [flag=value]``,
@@ -27,6 +28,17 @@ with no ``test/``) is reported on val, and the tables say so. Writes ``ablation.
 ``ablation.md`` and ``ablation.png``. ``OUT/sweep.json`` holds the recipe; a sweep started again into the same
 ``--out`` with another recipe (epochs, data, lr, ...) is refused, so no table mixes two recipes. Variants,
 archs, seeds and axis values may be added to a finished sweep: only the new runs train.
+
+``ablation.md`` depends on the runs' results alone (the wall time is printed, not written): a sweep resumed, or
+trained on a cluster, writes the same file.
+
+``--cluster ADDRESS`` trains each run as a Ray task instead (``pip install 'deepsquare[cluster]'``): ``auto``
+(the cluster this node is part of), ``HOST:PORT`` (its head), ``ray://HOST:PORT`` (Ray Client), or ``local`` (a
+Ray head on 127.0.0.1 for this sweep).
+Each run gets ``--cpus-per-run`` CPUs (its torch threads) and ``--gpus-per-run`` GPUs; ``--out`` must be a
+folder every node sees. Resume, recipe check and report are the same; a run whose worker died is retried (at
+most ``--retries`` times, each retry reported); one line per finished run says its place in the grid and the
+time left. See the guide "Running at scale".
 """
 
 from __future__ import annotations
@@ -37,10 +49,11 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from deepsquare.runtime.options import add_jobs, add_out, add_verbosity, jobs_or_cores
+from deepsquare.runtime.options import UsageError, add_jobs, add_out, add_verbosity, jobs_or_cores
 
 from .ablate import VARY_FLAGS, check_recipe, execute, parse_vary, plan, split
 from .ablate_report import markdown, summarize, write_outputs
+from .cluster import add_cluster_arguments, check_cluster
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,8 +77,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--diagnostics", action="store_true", help="every run writes its diagnostics.csv (per step)")
     p.add_argument("--dsop", default="none", help="DSoP settings as a variant axis: none and/or '+'-joined stages")
     p.add_argument("--dsop-iterations", default="5", help="comma-separated iSQRT steps T for the DSoP runs")
-    add_jobs(p, help="runs trained at once, one torch thread each")
+    add_jobs(p, help="runs trained at once, one torch thread each (with --cluster: at most this many at a time)")
     add_out(p, default="runs/ablate", help="sweep folder: ablation.md, ablation.csv, ablation.png, runs/")
+    add_cluster_arguments(p)
     add_verbosity(p)
 
 
@@ -174,13 +188,42 @@ def check_runs(runs: list, args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        check_cluster(args)
         runs = check(args)
+    except UsageError:
+        raise
     except (ValueError, OSError) as exc:
         print(f"deepsquare ablate: error: {exc}", file=sys.stderr)
         return 1
+    started = time.perf_counter()
+    if args.cluster:
+        from .cluster import sweep
+
+        try:
+            results, failures = sweep(runs, args)
+        except ValueError as exc:  # the cluster could not be reached or started
+            print(f"deepsquare ablate: error: {exc}", file=sys.stderr)
+            return 1
+    else:
+        results, failures = local_sweep(runs, args)
+    if not results:
+        print(f"deepsquare ablate: error: every run failed; first: {failures[0]}", file=sys.stderr)
+        return 1
+    grid = {(r.name, r.seed): i for i, r in enumerate(runs)}
+    results.sort(key=lambda r: grid.get((r["name"], r["seed"]), len(grid)))  # the grid's order, however they ended
+    rows = summarize(results, args.baseline)
+    write_outputs(results, rows, args)
+    print(markdown(rows, args, time.perf_counter() - started, results))
+    for failure in failures:
+        print(f"deepsquare ablate: {failure}", file=sys.stderr)
+    print(f"report: {args.out / 'ablation.md'}")
+    return 1 if failures else 0
+
+
+def local_sweep(runs: list, args: argparse.Namespace) -> tuple[list, list[str]]:
+    """Every run in a thread of this process (its trainer a child process); (results, failures)."""
     from tqdm import tqdm
 
-    started = time.perf_counter()
     results, failures = [], []
     with (
         ThreadPoolExecutor(max_workers=jobs_or_cores(args.jobs)) as pool,
@@ -193,13 +236,4 @@ def run(args: argparse.Namespace) -> int:
             except RuntimeError as exc:
                 failures.append(str(exc))
             bar.update()
-    if not results:
-        print(f"deepsquare ablate: error: every run failed; first: {failures[0]}", file=sys.stderr)
-        return 1
-    rows = summarize(results, args.baseline)
-    write_outputs(results, rows, args, time.perf_counter() - started)
-    print(markdown(rows, args, time.perf_counter() - started, results))
-    for failure in failures:
-        print(f"deepsquare ablate: {failure}", file=sys.stderr)
-    print(f"report: {args.out / 'ablation.md'}")
-    return 1 if failures else 0
+    return results, failures

@@ -56,16 +56,22 @@ def split_note(results: list[dict[str, Any]]) -> tuple[str, str]:
 
 
 def markdown(
-    rows: list[dict[str, Any]], args: argparse.Namespace, wall_s: float, results: list[dict[str, Any]] | None = None
+    rows: list[dict[str, Any]],
+    args: argparse.Namespace,
+    wall_s: float | None,
+    results: list[dict[str, Any]] | None = None,
 ) -> str:
+    """The report's table. ``wall_s`` None leaves the wall time out: ablation.md depends only on the runs'
+    results, so a sweep resumed, or trained on a Ray cluster, writes the same file as one trained at once here."""
     split, note = split_note(results or [])
+    wall = "" if wall_s is None else f" {wall_s:.0f} s wall."
     vary = getattr(args, "vary", {}) or {}
     axes = "".join(f", {flag} {' / '.join(values)}" for flag, values in vary.items())
     dropout = "" if "dropout" in vary else f", dropout {args.dropout} for all"
     lines = [
         f"# Ablation: {args.data}, {args.epochs} epochs, {args.seeds} seeds{dropout}{axes}",
         "",
-        f"{note} {wall_s:.0f} s wall. Difference: paired by seed to `{args.baseline}` of the same arch"
+        f"{note}{wall} Difference: paired by seed to `{args.baseline}` of the same arch"
         f"{' (trained with the first value of each axis)' if vary else ''}, "
         f"on {split}, 95% interval (Student's t); *not measured* when it contains 0.",
         "",
@@ -112,9 +118,7 @@ def plot(rows: list[dict[str, Any]], path: Path, results: list[dict[str, Any]]) 
     partial.replace(path)
 
 
-def write_outputs(
-    results: list[dict[str, Any]], rows: list[dict[str, Any]], args: argparse.Namespace, wall_s: float
-) -> None:
+def write_outputs(results: list[dict[str, Any]], rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     buffer = io.StringIO()
     # top1/top5 on ``split`` (test, or val when the data has none); val_top1/val_top5 always on val
     fields = [
@@ -135,6 +139,6 @@ def write_outputs(
     writer.writeheader()
     writer.writerows(sorted(results, key=lambda r: (r["name"], r["seed"])))
     write_text_atomically(args.out / "ablation.csv", buffer.getvalue())
-    write_text_atomically(args.out / "ablation.md", markdown(rows, args, wall_s, results))
+    write_text_atomically(args.out / "ablation.md", markdown(rows, args, None, results))
     if any("diff" in r for r in rows):
         plot(rows, args.out / "ablation.png", results)

@@ -85,7 +85,14 @@ class SquareSoftmin(nn.Module):
 class NegSquare(nn.Module):
     """``y = -x^2``: what a Square-Softmin becomes once its scales are folded into the FC."""
 
+    by_multiply = False  # -1 as a multiplication: Core ML's MLProgram EP in ONNX Runtime has no Neg (``--to ort``)
+
+    def use_format(self, fmt: str) -> None:
+        self.by_multiply = fmt == "ort"
+
     def forward(self, x: Tensor) -> Tensor:
+        if self.by_multiply:
+            return (x * x) * -1.0  # the same bits as the negation
         return -(x * x)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Toolchain for compiling and testing the pure-Kotlin core here (no Android SDK, no Gradle):
 #   - kotlinc from the npm package kotlin-compiler, installed into apps/android/.toolchain
-#   - a JDK and JUnit 4 (+ hamcrest) from Debian, when run as root and they are missing.
+#   - a JDK, JUnit 4 (+ hamcrest) and Gson (libgoogle-gson-java) from Debian, when run as root and they are missing.
 # Idempotent. What it cannot install is printed, not fatal.
 set -u
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -9,17 +9,19 @@ TOOLCHAIN="$HERE/.toolchain"
 KOTLIN_VERSION="2.4.20"
 missing=()
 
-if ! command -v javac >/dev/null 2>&1 || [ ! -f /usr/share/java/junit4.jar ]; then
+if ! command -v javac >/dev/null 2>&1 || [ ! -f /usr/share/java/junit4.jar ] || [ ! -f /usr/share/java/gson.jar ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     pkgs=()
     command -v javac >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
     [ -f /usr/share/java/junit4.jar ] || pkgs+=(junit4)
+    [ -f /usr/share/java/gson.jar ] || pkgs+=(libgoogle-gson-java)
     echo "setup.sh: apt-get install ${pkgs[*]}"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}") \
       || echo "setup.sh: could not install ${pkgs[*]} with apt-get"
   fi
   command -v javac >/dev/null 2>&1 || missing+=("JDK (javac): apt-get install default-jdk-headless")
   [ -f /usr/share/java/junit4.jar ] || missing+=("JUnit 4 (/usr/share/java/junit4.jar): apt-get install junit4")
+  [ -f /usr/share/java/gson.jar ] || missing+=("Gson (/usr/share/java/gson.jar): apt-get install libgoogle-gson-java")
 fi
 [ -f /usr/share/java/hamcrest-core.jar ] || [ ! -f /usr/share/java/junit4.jar ] \
   || missing+=("hamcrest (/usr/share/java/hamcrest-core.jar): apt-get install libhamcrest-java")
@@ -55,6 +57,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup.sh: NOT installed:"
   printf '  - %s\n' "${missing[@]}"
 else
-  echo "setup.sh: toolchain ready (kotlinc, JDK, JUnit 4)"
+  echo "setup.sh: toolchain ready (kotlinc, JDK, JUnit 4, Gson)"
 fi
 exit 0

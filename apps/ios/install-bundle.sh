@@ -5,8 +5,9 @@
 #   apps/ios/install-bundle.sh BUNDLE
 #   cd apps/ios && xcodegen                             # re-run: the project then lists the model
 #
-# Checks that BUNDLE is a deepsquare bundle (model.json, schema deepsquare-bundle/1) with a
-# model.mlpackage that looks like a Core ML package; replaces any model installed before.
+# Checks that BUNDLE is a deepsquare bundle (model.json, schema deepsquare-bundle/2 or /1) with a
+# model.mlpackage that looks like a Core ML package; copies golden.json and golden.png (the self-check
+# the app runs when it starts) when model.json names them; replaces any bundle installed before.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,8 +22,15 @@ die() {
 bundle="${1%/}"
 [ -d "$bundle" ] || die "$bundle is not a folder"
 [ -f "$bundle/model.json" ] || die "$bundle/model.json is missing: is $bundle a deepsquare-export output folder?"
-grep -q '"schema": *"deepsquare-bundle/1"' "$bundle/model.json" \
-    || die "$bundle/model.json is not a deepsquare-bundle/1 sidecar; re-export the bundle"
+grep -Eq '"schema": *"deepsquare-bundle/[12]"' "$bundle/model.json" \
+    || die "$bundle/model.json is not a deepsquare-bundle/1 or /2 model.json; re-export the bundle"
+golden=()
+if grep -Eq '"golden": *"golden.json"' "$bundle/model.json"; then
+    for name in golden.json golden.png; do
+        [ -f "$bundle/$name" ] || die "model.json names golden.json but $bundle/$name is missing: copy the whole bundle"
+    done
+    golden=(golden.json golden.png)
+fi
 package="$bundle/model.mlpackage"
 [ -d "$package" ] || die "$package is missing: export with deepsquare-export CKPT --to coreml --out $bundle"
 [ -f "$package/Manifest.json" ] || die "$package has no Manifest.json: not a Core ML package"
@@ -55,5 +63,9 @@ mkdir -p "$dest"
 rm -rf "$dest/model.mlpackage"
 cp -R "$package" "$dest/model.mlpackage"
 cp "$bundle/model.json" "$dest/model.json"
-echo "installed $package and model.json into $dest"
+rm -f "$dest/golden.json" "$dest/golden.png" # a stale golden file would fail the self-check
+for name in "${golden[@]}"; do
+    cp "$bundle/$name" "$dest/$name"
+done
+echo "installed $package, model.json ${golden[*]} into $dest"
 echo "next: cd $here && xcodegen, then build DeepSquareDemo in Xcode"

@@ -1,6 +1,12 @@
-"""Golden files for the Android and iOS cores, made by the Python runtime from real photographs.
+"""Golden files for the app cores, made by the Python runtime from real photographs, and a real bundle's contract
+files.
 
     .venv/bin/python apps/testdata/make_golden.py BUNDLE [--photos tests/fixtures/photos] [--out apps/testdata/golden]
+                                                 [--bundle-out apps/testdata/bundle]
+
+``--bundle-out`` gets the bundle's own contract files, as ``deepsquare export`` wrote them: ``model.json``
+(deepsquare-bundle/2; the checkpoint path and argv removed from its provenance), ``model.schema.json``,
+``golden.png`` + ``golden.json`` (the self-check) and ``samples.json`` + ``samples/``; not the model files.
 
 For each photo: the decoded upright RGB pixels as a lossless PNG (what an app's image decoder
 hands the core), the pixels resized to the bundle's input size with Pillow's BILINEAR
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -33,11 +40,26 @@ def softmax(logits: np.ndarray) -> list[float]:
     return list(shifted / shifted.sum())
 
 
+def copy_contract_files(folder: Path, meta, sidecar: dict, out: Path) -> None:
+    """The bundle's model.json, schema copy, golden self-check and samples (what the apps read besides the models)."""
+    if not meta.golden or not meta.samples:
+        raise SystemExit(f"{folder} has no golden self-check or samples: export it with deepsquare >= bundle schema 2")
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "samples").mkdir(parents=True)
+    (out / "model.json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    for name in ("model.schema.json", "golden.png", meta.golden, meta.samples):
+        shutil.copyfile(folder / name, out / name)
+    for sample in json.loads((folder / meta.samples).read_text()):
+        shutil.copyfile(folder / sample["file"], out / sample["file"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundle", type=Path, help="a bundle folder with model.tflite (deepsquare-export --to tflite)")
     parser.add_argument("--photos", type=Path, default=Path("tests/fixtures/photos"))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "golden")
+    parser.add_argument("--bundle-out", type=Path, default=Path(__file__).parent / "bundle")
     args = parser.parse_args(argv)
     from PIL import Image
 
@@ -77,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     sidecar.get("provenance", {}).pop("checkpoint", None)  # a path on the machine that made it
     sidecar.get("provenance", {}).get("trained_with", {}).pop("argv", None)
     (args.out / "model.json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    copy_contract_files(folder, meta, sidecar, args.bundle_out)
     (args.out / "labels.txt").write_text("\n".join(meta.classes))
     golden = {
         "schema": SCHEMA,

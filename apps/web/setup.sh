@@ -10,7 +10,7 @@ fi
 stamp=node_modules/.deepsquare-installed
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "apps/web: npm ci (onnxruntime-web, @litertjs/core, playwright-core) ..."
+  echo "apps/web: npm ci (onnxruntime-web, @litertjs/core, ajv-dist, playwright-core) ..."
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi

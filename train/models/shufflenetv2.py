@@ -37,8 +37,16 @@ def channel_shuffle_index_select(x: Tensor, groups: int) -> Tensor:
     return torch.index_select(x, 1, shuffle_order(x.shape[1], groups, x.device))
 
 
+def channel_shuffle_transpose(x: Tensor, groups: int) -> Tensor:
+    """The same permutation as torchvision's reshape-transpose-reshape: for a fixed-shape mobile graph (``--to ort``)
+    it is Reshape -> Transpose -> Reshape, which NNAPI and Core ML's MLProgram take, where a gather splits their
+    graph at every unit (ONNX Runtime's mobile usability checker: NNAPI 17 partitions with GatherND, 1 with this)."""
+    n, c, h, w = x.shape
+    return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
 # The channel shuffle of each export format's deploy form (same numbers, bit for bit).
-SHUFFLE_FOR_FORMAT = {"onnx": channel_shuffle_index_select}
+SHUFFLE_FOR_FORMAT = {"onnx": channel_shuffle_index_select, "ort": channel_shuffle_transpose}
 
 
 def depthwise_conv(channels: int, stride: int) -> nn.Conv2d:

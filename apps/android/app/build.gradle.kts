@@ -1,16 +1,15 @@
 plugins {
-    alias(libs.plugins.android.application)
-    alias(libs.plugins.kotlin.android)
+    alias(libs.plugins.android.application) // AGP 9: Kotlin built in, no kotlin-android plugin
 }
 
 android {
     namespace = "ai.deepsquare.android"
-    compileSdk = 35
+    compileSdk = 36
 
     defaultConfig {
         applicationId = "ai.deepsquare.android"
         minSdk = 24 // LiteRT, CameraX and the photo picker back-port all support API 24
-        targetSdk = 35
+        targetSdk = 36
         versionCode = 1
         versionName = "0.1.0"
         ndk {
@@ -30,7 +29,7 @@ android {
     }
 
     androidResources {
-        noCompress += "tflite" // keep the model stored, as LiteRT expects
+        noCompress += "tflite" // keep the model stored: LiteRT maps it from the APK
     }
 
     compileOptions {
@@ -39,14 +38,9 @@ android {
     }
 }
 
-kotlin {
-    compilerOptions {
-        jvmTarget.set(org.jetbrains.kotlin.gradle.dsl.JvmTarget.JVM_17)
-    }
-}
 
 dependencies {
-    implementation(project(":core")) // bundle metadata, preprocessing, top-k, latency records: no copies here
+    implementation(project(":core")) // model.json checks, model input, golden self-check, top-k, records
 
     implementation(libs.androidx.core.ktx)
     implementation(libs.androidx.appcompat)
@@ -59,7 +53,6 @@ dependencies {
     implementation(libs.camerax.lifecycle)
     implementation(libs.camerax.view)
 
-    implementation(libs.litert)
-    implementation(libs.litert.gpu)
-    implementation(libs.litert.gpu.api)
+    implementation(libs.litert) // CompiledModel API, CPU accelerator (XNNPACK)
+    implementation(libs.litert.gpu) // the GPU accelerator
 }

@@ -16,11 +16,12 @@ kotlin {
 }
 
 dependencies {
+    implementation(libs.gson) // model.json, golden.json, records
     testImplementation(libs.junit)
 }
 
 tasks.test {
-    // The golden files shared by the app cores; the tests also find them relative to this module.
-    systemProperty("golden.dir", rootDir.resolve("../testdata/golden").absolutePath)
-    providers.gradleProperty("tfliteFile").orNull?.let { systemProperty("tflite.file", it) }
+    // The committed contract files of a real bundle (apps/testdata/bundle); -PbundleDir=BUNDLE: an exported bundle.
+    systemProperty("testdata.bundle", rootDir.resolve("../testdata/bundle").absolutePath)
+    providers.gradleProperty("bundleDir").orNull?.let { systemProperty("bundle.dir", it) }
 }

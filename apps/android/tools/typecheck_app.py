@@ -2,13 +2,15 @@
 
     .venv/bin/python apps/android/tools/typecheck_app.py [--core-classes apps/android/core/build/kotlinc/classes]
 
-The Gradle build cannot run where this project is tested (no Android SDK, no Google Maven). This compiles
-app/src/main/kotlin together with the core's sources with kotlinc, against small Java/Kotlin stubs of the
-Android, AndroidX, CameraX and LiteRT classes the app uses (and an R class generated from the XML resources).
-It catches Kotlin errors (types, nullability, missing imports, R ids that do not exist) in the app code; it
-does NOT prove that the real libraries have these exact signatures: the stubs (tools/api-stubs) are written
-from their documentation, only as far as the app uses them. With --core-classes (what core/run-tests.sh
-compiled) the core is not compiled again, which halves the time. Exit code: kotlinc's.
+The Gradle build cannot run where this project is tested (no Android SDK, no Gradle plugin, no Google Maven). This
+compiles app/src/main/kotlin (with the core's sources, or its compiled classes) with kotlinc against small Java/Kotlin
+stubs of the Android, AndroidX, CameraX, Material and LiteRT 2.x (CompiledModel API) classes the app uses, plus an R
+class generated from the XML resources, and Debian's Gson jar (the core's one dependency). It catches Kotlin errors in
+the app code (types, nullability, missing imports, R ids that do not exist, calls into the core); it does NOT prove
+that the real libraries have these exact signatures: the stubs (tools/api-stubs) are written from their sources or
+documentation, only as far as the app uses them (the LiteRT ones from the LiteRT repository's Kotlin sources of
+August 2026; the build pins 2.3.0). With --core-classes (what core/run-tests.sh compiled) the core is not compiled
+again, which halves the time. Exit code: kotlinc's.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ RES = ANDROID / "app" / "src" / "main" / "res"
 A = "{http://schemas.android.com/apk/res/android}"
 
 STUBS = Path(__file__).resolve().parent / "api-stubs"  # java/ and kotlin/; see its README.md
+GSON = Path("/usr/share/java/gson.jar")
 
 
 def r_class() -> str:
@@ -49,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--core-classes", type=Path, help="the core's compiled classes, instead of its sources")
     args = parser.parse_args(argv)
-    if not KOTLINC.is_file() or shutil.which("javac") is None:
-        print("typecheck_app: kotlinc or javac missing: bash apps/android/setup.sh", file=sys.stderr)
+    if not KOTLINC.is_file() or shutil.which("javac") is None or not GSON.is_file():
+        print("typecheck_app: kotlinc, javac or Gson missing: bash apps/android/setup.sh", file=sys.stderr)
         return 3
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         java = [str(p) for p in sorted((STUBS / "java").rglob("*.java"))] + [str(r_java)]
         subprocess.run(["javac", "-nowarn", "-d", str(root / "stubs"), *java], check=True)
         sources = [STUBS / "kotlin", ANDROID / "app" / "src" / "main" / "kotlin"]
-        classpath = [root / "stubs"]
+        classpath = [root / "stubs", GSON]  # the core decodes JSON with Gson (Debian's libgoogle-gson-java)
         if args.core_classes:
             classpath.append(args.core_classes)
         else:

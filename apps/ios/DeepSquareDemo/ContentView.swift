@@ -53,6 +53,9 @@ struct ContentView: View {
                 LabeledContent("Input", value: "\(classifier.meta.inputSize) x \(classifier.meta.inputSize) RGB")
                 LabeledContent("Classes", value: "\(classifier.meta.classes.count)")
                 LabeledContent("Labels from", value: classifier.metaSource)
+                Text(demo.selfCheck)
+                    .font(.footnote)
+                    .foregroundStyle(demo.selfCheck.hasPrefix("self-check passed") ? Color.secondary : Color.red)
             } else {
                 Text(demo.loadError ?? "Loading the model...")
                     .foregroundStyle(.red)

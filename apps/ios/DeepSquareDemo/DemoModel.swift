@@ -14,6 +14,9 @@ final class DemoModel: ObservableObject {
     @Published var image: UIImage?
     @Published var predictions: [Prediction] = []
     @Published var status: String = ""
+    /// The golden self-check's message; nothing is classified unless it passed.
+    @Published var selfCheck: String = ""
+    private var selfCheckPassed = true
 
     init() {
         loadClassifier()
@@ -25,8 +28,23 @@ final class DemoModel: ObservableObject {
             return
         }
         do {
-            classifier = try Classifier(modelURL: url)
+            let loaded = try Classifier(modelURL: url)
+            classifier = loaded
             loadError = nil
+            selfCheck = "Running the self-check..."
+            Task {
+                let outcome = await Task.detached(priority: .userInitiated) {
+                    return Result { try loaded.selfCheck() }
+                }.value
+                switch outcome {
+                case .success(let result):
+                    selfCheckPassed = result?.passed ?? true
+                    selfCheck = result?.message ?? "No golden file in this bundle: self-check not run."
+                case .failure(let error):
+                    selfCheckPassed = false
+                    selfCheck = "Self-check could not run: \(error.localizedDescription)"
+                }
+            }
         } catch {
             loadError = "Cannot load the model: \(error.localizedDescription)"
         }
@@ -54,6 +72,10 @@ final class DemoModel: ObservableObject {
         predictions = []
         guard let classifier = classifier else {
             status = loadError ?? ClassifierError.modelMissing.localizedDescription
+            return
+        }
+        guard selfCheckPassed else {
+            status = selfCheck
             return
         }
         guard let cgImage = picked.cgImage else {

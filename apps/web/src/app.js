@@ -1,11 +1,12 @@
-// The page: load a bundle served by deepsquare serve, classify photos in both browser runtimes,
-// benchmark them. Everything a test or the headless benchmark needs is on window.deepsquare.
-import { resizeBilinear, toTensor, topK } from './preprocess.js';
+// The page: load a bundle served by deepsquare serve, check it (schema, files, the golden self-check),
+// show its samples, classify photos in both browser runtimes, benchmark them. Everything a test or the
+// headless benchmark needs is on window.deepsquare.
+import { decodeToRgb, drawToRgb, modelInput, topK } from './preprocess.js';
+import { fetchBytes } from './bundle.js';
+import { openBundle } from './open.js';
 import { RUNTIMES, isolated, webgpuAvailable } from './runtimes.js';
 import { timeInterleaved, makeRecord, describeMachine } from './bench.js';
 
-const SCHEMA = 'deepsquare-bundle/1';
-const MAX_PIXELS = 64_000_000; // as deepsquare.runtime.images: a larger photo needs downscaling first
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -13,7 +14,9 @@ const state = {
   error: null,
   bundles: [], // [{name, url}] from the server
   threads: 1, // WebAssembly threads per runtime, fixed when the page loads (?threads=N)
-  bundle: null, // {name, url, meta, report, bytes: {format: ArrayBuffer}, sessions: {runtime: session}, problems}
+  // {name, url, meta, golden, samples, schema, report, bytes: {format: ArrayBuffer}, sessions: {runtime: session},
+  //  problems: {runtime: text}, selfCheck: {runtime: {passed, max_abs_diff, tolerance, message, values}}}
+  bundle: null,
   results: [],
   records: [],
   benchRatios: [],
@@ -36,84 +39,6 @@ function setStatus(text) {
   $('status').textContent = text;
 }
 
-class BundleProblem extends Error {}
-
-// The same checks as deepsquare.runtime.bundle.BundleMeta.from_dict, with the same wording.
-export function checkMeta(data) {
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new BundleProblem('expected a JSON object');
-  if (data.schema !== SCHEMA) throw new BundleProblem(`unknown bundle schema ${JSON.stringify(data.schema)}; expected ${SCHEMA}`);
-  const missing = ['arch', 'variant', 'classes', 'input_size', 'mean', 'std'].filter((k) => !(k in data));
-  if (missing.length) throw new BundleProblem(`missing field(s) ${missing.join(', ')}`);
-  const { classes, input_size: size, mean, std } = data;
-  if (!Array.isArray(classes) || !classes.length || !classes.every((c) => typeof c === 'string')) {
-    throw new BundleProblem("'classes' must be a non-empty list of strings");
-  }
-  if (!Number.isInteger(size) || size < 8 || size > 4096) {
-    throw new BundleProblem(`'input_size' must be a whole number of pixels in 8..4096, got ${JSON.stringify(size)}`);
-  }
-  for (const [name, values] of [['mean', mean], ['std', std]]) {
-    if (!Array.isArray(values) || values.length !== 3 || !values.every((v) => typeof v === 'number' && Number.isFinite(v))) {
-      throw new BundleProblem(`'${name}' must be 3 numbers (R, G, B), got ${JSON.stringify(values)}`);
-    }
-  }
-  if (std.some((v) => v <= 0)) throw new BundleProblem(`'std' must be positive, got ${JSON.stringify(std)}`);
-  if (typeof data.formats !== 'object' || data.formats === null) throw new BundleProblem("'formats' must be an object");
-  return data;
-}
-
-async function fetchBytes(url) {
-  const response = await fetch(url, { cache: 'no-store' });
-  if (!response.ok) return { status: response.status };
-  return { status: response.status, body: await response.arrayBuffer() };
-}
-
-async function loadBundle(entry, { threads = 1, open = true } = {}) {
-  const meta = await (async () => {
-    const got = await fetchBytes(`${entry.url}model.json`);
-    if (got.status === 404) {
-      throw new BundleProblem(`${entry.name} is not a deepsquare bundle: model.json is missing (run deepsquare-export first)`);
-    }
-    if (!got.body) throw new BundleProblem(`cannot read ${entry.name}/model.json (HTTP ${got.status})`);
-    let data;
-    try {
-      data = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(got.body));
-    } catch (exc) {
-      throw new BundleProblem(`${entry.name}/model.json is not valid JSON (${exc.message}); re-export the bundle`);
-    }
-    try {
-      return checkMeta(data);
-    } catch (exc) {
-      throw new BundleProblem(`${entry.name}/model.json is not a valid bundle sidecar: ${exc.message}`);
-    }
-  })();
-  const report = await fetchBytes(`${entry.url}export_report.json`)
-    .then((got) => (got.body ? JSON.parse(new TextDecoder().decode(got.body)) : null))
-    .catch(() => null);
-  const bundle = { ...entry, meta, report, bytes: {}, sessions: {}, problems: {} };
-  for (const runtime of RUNTIMES) {
-    const format = meta.formats[runtime.format];
-    if (!format) {
-      bundle.problems[runtime.name] = `this bundle has no ${runtime.format} model (export it with --to ${runtime.format})`;
-      continue;
-    }
-    const got = await fetchBytes(`${entry.url}${encodeURIComponent(format.file)}`);
-    if (!got.body) {
-      bundle.problems[runtime.name] = got.status === 404
-        ? `${format.file} is listed in model.json but missing from the bundle folder`
-        : `cannot fetch ${format.file} (HTTP ${got.status})`;
-      continue;
-    }
-    bundle.bytes[runtime.format] = got.body;
-    if (!open) continue; // the benchmark opens its own sessions
-    try {
-      bundle.sessions[runtime.name] = await runtime.open(got.body, meta, format, { threads });
-    } catch (exc) {
-      bundle.problems[runtime.name] = `${runtime.title} cannot load ${format.file}: ${exc.message ?? exc}`;
-    }
-  }
-  return bundle;
-}
-
 function renderCard(bundle) {
   const { meta, report } = bundle;
   const fields = {
@@ -121,10 +46,13 @@ function renderCard(bundle) {
     arch: meta.arch,
     variant: meta.variant,
     classes: `${meta.classes.length}`,
-    input: `${meta.input_size} x ${meta.input_size} RGB, [0, 1] then (x - mean) / std`,
+    input: meta.input === 'uint8'
+      ? `${meta.input_size} x ${meta.input_size} RGB pixels, uint8 (the model normalizes them itself)`
+      : `${meta.input_size} x ${meta.input_size} RGB, [0, 1] then (x - mean) / std, float32`,
     mean: meta.mean.join(', '),
     std: meta.std.join(', '),
     trained: meta.provenance?.data ? `${meta.provenance.data}, ${meta.provenance.epoch ?? '?'} epochs` : 'unknown',
+    schema: `${meta.schema}, checked against ${bundle.schema.id} (from ${bundle.schema.source})`,
   };
   $('card-fields').replaceChildren(...Object.entries(fields).flatMap(([k, v]) => {
     const dt = document.createElement('dt');
@@ -149,29 +77,10 @@ function renderCard(bundle) {
     return tr;
   });
   $('formats').tBodies[0].replaceChildren(...rows);
+  $('self-check').replaceChildren(...Object.entries(bundle.selfCheck).map(([, check]) => Object.assign(
+    document.createElement('li'), { textContent: check.message, className: check.passed ? 'passed' : check.passed === false ? 'failed' : '' })));
   $('classes').replaceChildren(...meta.classes.map((c) => Object.assign(document.createElement('li'), { textContent: c })));
   $('card').hidden = false;
-}
-
-// Decode -> upright RGBA pixels at full resolution. colorSpaceConversion 'none': the stored
-// sRGB values, as Pillow reads them; imageOrientation 'from-image': EXIF applied, as Python does.
-async function decode(blob, name) {
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none', imageOrientation: 'from-image' });
-  } catch {
-    throw new Error(`cannot read ${name}: not an image this browser can decode`);
-  }
-  const { width, height } = bitmap;
-  if (width * height > MAX_PIXELS) {
-    bitmap.close();
-    throw new Error(`${name} is ${width}x${height} = ${(width * height).toLocaleString('en')} pixels, over the limit of ${MAX_PIXELS.toLocaleString('en')}; downscale it first`);
-  }
-  const canvas = new OffscreenCanvas(width, height);
-  const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  ctx.drawImage(bitmap, 0, 0);
-  bitmap.close();
-  return { pixels: ctx.getImageData(0, 0, width, height).data, width, height };
 }
 
 function thumbnail(rgb, size) {
@@ -187,23 +96,22 @@ function thumbnail(rgb, size) {
   return canvas;
 }
 
-/** Classify decoded pixels in every runtime the bundle has; returns the result object. */
-async function classifyPixels(name, { pixels, width, height }) {
+/**
+ * Classify RGB pixels (already at input_size) in every runtime the bundle has; returns the result object.
+ * `truth`: the true label, for the bundle's samples.
+ */
+async function classifyRgb(name, { rgb, width, height }, truth = null) {
   const { meta, sessions, problems } = state.bundle;
   const size = meta.input_size;
-  const rgb = resizeBilinear(pixels, width, height, size, size, 4);
-  const inputs = {
-    NCHW: toTensor(rgb, size, meta.mean, meta.std, 'NCHW'),
-    NHWC: toTensor(rgb, size, meta.mean, meta.std, 'NHWC'),
-  };
-  const result = { name, width, height, rgb: Array.from(rgb), tensor_nchw: Array.from(inputs.NCHW), logits: {}, top: {}, problems: { ...problems } };
+  const result = { name, width, height, truth, rgb: Array.from(rgb), logits: {}, top: {}, problems: { ...problems } };
   for (const runtime of RUNTIMES) {
     const session = sessions[runtime.name];
     if (!session) continue;
+    const entry = meta.formats[runtime.format];
     try {
-      const logits = await session.run(inputs[meta.formats[runtime.format].layout]);
+      const logits = await session.run(modelInput(rgb, meta, entry));
       result.logits[runtime.name] = Array.from(logits);
-      result.top[runtime.name] = topK(logits, meta.classes, 5);
+      result.top[runtime.name] = topK(logits, meta.classes, 5, entry.extra?.outputs === 'probabilities');
     } catch (exc) {
       result.problems[runtime.name] = `${runtime.title} failed: ${exc.message ?? exc}`;
     }
@@ -217,7 +125,8 @@ function renderResult(result, rgb, size) {
   const box = document.createElement('div');
   box.className = 'result';
   box.dataset.name = result.name;
-  const title = Object.assign(document.createElement('div'), { className: 'name', textContent: `${result.name} (${result.width}x${result.height})` });
+  const truth = result.truth === null ? '' : `, true label ${result.truth}`;
+  const title = Object.assign(document.createElement('div'), { className: 'name', textContent: `${result.name} (${result.width}x${result.height}${truth})` });
   box.append(title, thumbnail(rgb, size));
   for (const runtime of RUNTIMES) {
     const column = document.createElement('div');
@@ -230,6 +139,7 @@ function renderResult(result, rgb, size) {
       for (const t of result.top[runtime.name]) {
         const li = document.createElement('li');
         const bar = Object.assign(document.createElement('span'), { className: 'bar', textContent: t.label });
+        if (result.truth !== null && t.label === result.truth) bar.classList.add('truth');
         bar.style.setProperty('--p', `${(t.probability * 100).toFixed(1)}%`);
         li.append(bar, Object.assign(document.createElement('span'), { textContent: `${(t.probability * 100).toFixed(1)}%` }));
         list.append(li);
@@ -253,19 +163,53 @@ function renderResult(result, rgb, size) {
   $('results').prepend(box);
 }
 
+// ---- the bundle's own held-out images, the first screen ---------------------------------
+function renderSamples(bundle) {
+  const box = $('samples');
+  const list = $('sample-list');
+  if (!bundle.samples?.length) {
+    box.hidden = true;
+    list.replaceChildren();
+    return;
+  }
+  list.replaceChildren(...bundle.samples.map((sample) => {
+    const button = Object.assign(document.createElement('button'), { type: 'button', className: 'sample', title: `classify ${sample.file}` });
+    button.dataset.file = sample.file;
+    const img = Object.assign(document.createElement('img'), { src: `${bundle.url}${sample.file}`, alt: `a sample labelled ${sample.label}`, width: 72, height: 72 });
+    button.append(img, Object.assign(document.createElement('span'), { textContent: sample.label }));
+    button.addEventListener('click', () => classifySample(sample));
+    return button;
+  }));
+  box.hidden = false;
+}
+
+async function classifySample(sample) {
+  clearError();
+  const { url, name, meta } = state.bundle;
+  setStatus(`Classifying ${sample.file} ...`);
+  try {
+    const got = await fetchBytes(`${url}${sample.file}`);
+    if (!got.body) throw new Error(`${name}/${sample.file} is listed in samples.json but missing (HTTP ${got.status})`);
+    await classifyRgb(sample.file, await decodeToRgb(new Blob([got.body]), sample.file, meta.input_size), sample.label);
+  } catch (exc) {
+    showError(exc.message ?? String(exc));
+  }
+  setStatus(`Ready: ${state.results.length} image(s) classified.`);
+}
+
 async function classifyFiles(files) {
   clearError();
   const problems = [];
   for (const file of files) {
     try {
       setStatus(`Classifying ${file.name} ...`);
-      await classifyPixels(file.name, await decode(file, file.name));
+      await classifyRgb(file.name, await decodeToRgb(file, file.name, state.bundle.meta.input_size));
     } catch (exc) {
       problems.push(exc.message ?? String(exc));
     }
   }
   if (problems.length) showError(problems.join('\n'));
-  setStatus(`Ready: ${state.results.length} photo(s) classified.`);
+  setStatus(`Ready: ${state.results.length} image(s) classified.`);
 }
 
 // ---- camera --------------------------------------------------------------------------------
@@ -290,11 +234,9 @@ function stopCamera() {
 
 async function captureFrame() {
   const video = $('camera-video');
-  const canvas = new OffscreenCanvas(video.videoWidth, video.videoHeight);
-  const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  ctx.drawImage(video, 0, 0);
-  const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-  await classifyPixels(`camera ${new Date().toLocaleTimeString()}`, { pixels: data, width: canvas.width, height: canvas.height });
+  const { videoWidth: width, videoHeight: height } = video;
+  const rgb = drawToRgb(video, state.bundle.meta.input_size, width, height);
+  await classifyRgb(`camera ${new Date().toLocaleTimeString()}`, { rgb, width, height });
 }
 
 // ---- benchmark -----------------------------------------------------------------------------
@@ -318,15 +260,16 @@ async function benchmark({ runs = 50, warmup = 5, threads = state.threads, backe
     // ONNX Runtime Web fixes its thread pool when its Wasm starts: a new count needs a fresh page.
     throw new Error(`this page runs ${state.threads} thread(s); reload it with ?threads=${threads} to time ${threads}`);
   }
-  const bundles = all ? await Promise.all(state.bundles.map((b) => (b.url === state.bundle.url ? state.bundle : loadBundle(b, { threads, open: false })))) : [state.bundle];
+  const bundles = all ? await Promise.all(state.bundles.map((b) => (b.url === state.bundle.url ? state.bundle : openBundle(b, { threads, open: false })))) : [state.bundle];
   const openers = [];
   for (const bundle of bundles) {
     const size = bundle.meta.input_size;
     for (const runtime of RUNTIMES) {
       const entry = bundle.meta.formats[runtime.format];
-      if (!bundle.bytes[runtime.format]) continue;
-      // A fixed input: a photo's preprocessed tensor is no different in cost from this one.
-      const input = new Float32Array(size * size * 3).map((_, i) => Math.sin(i) * 0.5);
+      if (!bundle.bytes[runtime.format] || bundle.selfCheck?.[runtime.name]?.passed === false) continue; // failed: not timed
+      // A fixed input: a photo's pixels are no different in cost from these.
+      const pixels = new Uint8Array(size * size * 3).map((_, i) => (i * 37) % 256);
+      const input = modelInput(pixels, bundle.meta, entry);
       openers.push({
         bundle, runtime, entry,
         async open() {
@@ -405,12 +348,11 @@ async function selectBundle(index) {
   setStatus(`Loading ${state.bundles[index].name} ...`);
   for (const session of Object.values(state.bundle?.sessions ?? {})) await session.release();
   try {
-    state.bundle = await loadBundle(state.bundles[index], { threads: state.threads });
+    state.bundle = await openBundle(state.bundles[index], { threads: state.threads, onStatus: setStatus });
   } catch (exc) {
     state.bundle = null;
-    $('card').hidden = true;
-    $('input').hidden = true;
-    $('bench').hidden = true;
+    for (const id of ['card', 'samples', 'input', 'bench']) $(id).hidden = true;
+    $('self-check').replaceChildren();
     showError(exc.message ?? String(exc));
     setStatus('No model loaded.');
     state.ready = true;
@@ -425,7 +367,10 @@ async function selectBundle(index) {
   }
   $('input').hidden = !loaded.length;
   $('bench').hidden = !loaded.length;
-  setStatus(loaded.length ? `Ready: ${state.bundle.meta.arch} ${state.bundle.meta.variant} in ${loaded.join(' and ')}.` : 'No model loaded.');
+  if (loaded.length) renderSamples(state.bundle);
+  else $('samples').hidden = true;
+  const checked = loaded.every((name) => state.bundle.selfCheck[name]?.passed) ? ', self-check passed' : '';
+  setStatus(loaded.length ? `Ready: ${state.bundle.meta.arch} ${state.bundle.meta.variant} in ${loaded.join(' and ')}${checked}.` : 'No model loaded.');
   state.ready = true;
 }
 

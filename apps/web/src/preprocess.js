@@ -1,137 +1,83 @@
-// Photo -> model input, exactly as deepsquare.runtime.images / preprocess do it in Python.
+// Photo -> model input. The resize is the browser's own (canvas drawImage); what the bundle's
+// models need beyond the pixels comes from model.json.
 //
-// Python resizes with Pillow's BILINEAR filter: a triangle filter whose support grows with the
-// downscale factor (an antialiased resize, unlike the canvas' drawImage scaling), computed in
-// fixed point on 8-bit pixels, horizontal pass first, each pass rounded back to 8 bits.
-// resizeBilinear() below reproduces Pillow's Resample.c step by step, so that for the same
-// decoded pixels the page's input tensor equals Python's bit for bit (tests/test_web_app.py).
-// Plain functions on typed arrays: runs in the browser and under Node alike.
+// The rule, the same as `deepsquare predict` (deepsquare.runtime.images): the whole photo, EXIF
+// orientation applied, colours as stored (no colour-space conversion), is stretched to
+// input_size x input_size (no crop; the aspect ratio is not kept) with smoothing. Python resizes
+// with Pillow's BILINEAR, the page with Chromium's high-quality drawImage: the same rule, not the
+// same arithmetic (on the test photos the pixels differ by about one level on average; at sharp
+// edges by more). golden.png and the bundle's samples are already at input_size: no resize.
+//
+// A uint8 bundle (input_dtype "uint8") takes these RGB pixels as they are, [1, H, W, 3] uint8: /255,
+// - mean, / std and the layout change are inside its graphs. A float bundle takes toTensor()'s
+// float32 tensor.
 
-const PRECISION_BITS = 32 - 8 - 2; // Pillow: fixed-point weights with 22 fractional bits
-
-function triangle(x) {
-  const a = Math.abs(x);
-  return a < 1.0 ? 1.0 - a : 0.0;
-}
-
-// Pillow's precompute_coeffs + normalize_coeffs_8bpc for one axis: per output index,
-// the first input index, the number of taps, and integer weights.
-function coefficients(inSize, outSize) {
-  const scale = inSize / outSize;
-  const filterscale = Math.max(scale, 1.0);
-  const support = 1.0 * filterscale; // the triangle's support is 1
-  const ksize = Math.ceil(support) * 2 + 1;
-  const bounds = new Int32Array(outSize * 2);
-  const weights = new Float64Array(outSize * ksize);
-  for (let xx = 0; xx < outSize; xx++) {
-    const center = (xx + 0.5) * scale;
-    const ss = 1.0 / filterscale;
-    let xmin = Math.trunc(center - support + 0.5);
-    if (xmin < 0) xmin = 0;
-    let xmax = Math.trunc(center + support + 0.5);
-    if (xmax > inSize) xmax = inSize;
-    xmax -= xmin;
-    let ww = 0.0;
-    const k = new Float64Array(xmax);
-    for (let x = 0; x < xmax; x++) {
-      k[x] = triangle((x + xmin - center + 0.5) * ss);
-      ww += k[x];
-    }
-    for (let x = 0; x < xmax; x++) {
-      const w = ww !== 0.0 ? k[x] / ww : k[x];
-      // (int)(+-0.5 + w * 2^22): C truncates toward zero
-      weights[xx * ksize + x] = Math.trunc((w < 0 ? -0.5 : 0.5) + w * (1 << PRECISION_BITS));
-    }
-    bounds[xx * 2] = xmin;
-    bounds[xx * 2 + 1] = xmax;
-  }
-  return { bounds, weights, ksize };
-}
-
-function clip8(value) {
-  const shifted = Math.floor(value / (1 << PRECISION_BITS)); // the sum is an int: >> 22
-  return shifted < 0 ? 0 : shifted > 255 ? 255 : shifted;
-}
+export const MAX_PIXELS = 64_000_000; // as `deepsquare predict`: a larger photo needs downscaling first
 
 /**
- * Resize RGBA (canvas ImageData layout) or RGB pixels to outW x outH RGB with Pillow's BILINEAR.
- * @param {Uint8ClampedArray|Uint8Array} pixels row-major, `channels` bytes per pixel
- * @returns {Uint8Array} outH * outW * 3 bytes, RGB
+ * Decode an image file to RGB bytes (HWC) at size x size, by the rule above.
+ * @returns {Promise<{rgb: Uint8Array, width: number, height: number}>} the pixels and the decoded size
  */
-export function resizeBilinear(pixels, width, height, outW, outH, channels = 4) {
-  if (!(width > 0 && height > 0 && outW > 0 && outH > 0)) {
-    throw new Error(`cannot resize a ${width}x${height} image to ${outW}x${outH}`);
+export async function decodeToRgb(blob, name, size) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none', imageOrientation: 'from-image' });
+  } catch {
+    throw new Error(`cannot read ${name}: not an image this browser can decode`);
   }
-  if (pixels.length !== width * height * channels) {
-    throw new Error(`expected ${width * height * channels} bytes for ${width}x${height}, got ${pixels.length}`);
-  }
-  const half = 1 << (PRECISION_BITS - 1);
-  // Pillow skips a pass whose size does not change.
-  const horiz = outW !== width ? coefficients(width, outW) : null;
-  const vert = outH !== height ? coefficients(height, outH) : null;
-  // Rows the vertical pass reads: only those go through the horizontal pass (as in Pillow).
-  let yFirst = 0;
-  let yLast = height;
-  if (vert) {
-    yFirst = vert.bounds[0];
-    yLast = vert.bounds[(outH - 1) * 2] + vert.bounds[(outH - 1) * 2 + 1];
-  }
-  const rows = yLast - yFirst;
-  let temp = new Uint8Array(rows * outW * 3);
-  for (let y = 0; y < rows; y++) {
-    const inRow = (y + yFirst) * width * channels;
-    for (let xx = 0; xx < outW; xx++) {
-      const o = (y * outW + xx) * 3;
-      if (!horiz) {
-        for (let c = 0; c < 3; c++) temp[o + c] = pixels[inRow + xx * channels + c];
-        continue;
-      }
-      const xmin = horiz.bounds[xx * 2];
-      const xmax = horiz.bounds[xx * 2 + 1];
-      const k = xx * horiz.ksize;
-      for (let c = 0; c < 3; c++) {
-        let sum = half;
-        for (let x = 0; x < xmax; x++) sum += pixels[inRow + (x + xmin) * channels + c] * horiz.weights[k + x];
-        temp[o + c] = clip8(sum);
-      }
+  const { width, height } = bitmap;
+  try {
+    if (width * height > MAX_PIXELS) {
+      throw new Error(`${name} is ${width}x${height} = ${(width * height).toLocaleString('en')} pixels, over the limit of ${MAX_PIXELS.toLocaleString('en')}; downscale it first`);
     }
+    return { rgb: drawToRgb(bitmap, size), width, height };
+  } finally {
+    bitmap.close();
   }
-  if (!vert) return temp;
-  const out = new Uint8Array(outH * outW * 3);
-  for (let yy = 0; yy < outH; yy++) {
-    const ymin = vert.bounds[yy * 2] - yFirst;
-    const ymax = vert.bounds[yy * 2 + 1];
-    const k = yy * vert.ksize;
-    for (let xx = 0; xx < outW; xx++) {
-      for (let c = 0; c < 3; c++) {
-        let sum = half;
-        for (let y = 0; y < ymax; y++) sum += temp[((y + ymin) * outW + xx) * 3 + c] * vert.weights[k + y];
-        out[(yy * outW + xx) * 3 + c] = clip8(sum);
-      }
-    }
+}
+
+/** Any drawable (ImageBitmap, video frame) stretched to size x size -> RGB bytes, HWC. */
+export function drawToRgb(source, size, sourceWidth = source.width, sourceHeight = source.height) {
+  const canvas = new OffscreenCanvas(size, size);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(source, 0, 0, sourceWidth, sourceHeight, 0, 0, size, size);
+  return rgbaToRgb(ctx.getImageData(0, 0, size, size).data);
+}
+
+export function rgbaToRgb(rgba) {
+  const rgb = new Uint8Array((rgba.length / 4) * 3);
+  for (let p = 0, q = 0; p < rgba.length; p += 4, q += 3) {
+    rgb[q] = rgba[p];
+    rgb[q + 1] = rgba[p + 1];
+    rgb[q + 2] = rgba[p + 2];
   }
-  temp = null;
-  return out;
+  return rgb;
 }
 
 /**
- * RGB bytes (HWC) -> float32 model input: [0, 1], then (x - mean) / std, in NCHW or NHWC.
- * Same float32 arithmetic order as numpy's ((x / 255) - mean) / std in runtime/preprocess.py.
+ * RGB bytes (HWC) -> float32 model input of a float bundle: [0, 1], then (x - mean) / std, NCHW or NHWC,
+ * in float32 arithmetic in numpy's order ((x / 255) - mean) / std.
  */
 export function toTensor(rgb, size, mean, std, layout) {
   if (layout !== 'NCHW' && layout !== 'NHWC') throw new Error(`unknown tensor layout ${layout}`);
   const plane = size * size;
   const out = new Float32Array(plane * 3);
-  const m = Float32Array.from(mean);
-  const s = Float32Array.from(std);
   const f = Math.fround;
   for (let p = 0; p < plane; p++) {
     for (let c = 0; c < 3; c++) {
-      const value = f(f(f(rgb[p * 3 + c]) / 255) - m[c]);
-      out[layout === 'NCHW' ? c * plane + p : p * 3 + c] = f(value / s[c]);
+      const value = f(f(f(rgb[p * 3 + c]) / 255) - f(mean[c]));
+      out[layout === 'NCHW' ? c * plane + p : p * 3 + c] = f(value / f(std[c]));
     }
   }
   return out;
+}
+
+/** What one format's model takes for these pixels: the pixels themselves (uint8 bundles) or toTensor's. */
+export function modelInput(rgb, meta, entry) {
+  if (entry.input_dtype === 'uint8') return rgb;
+  return toTensor(rgb, meta.input_size, meta.mean, meta.std, entry.layout);
 }
 
 /** Softmax in float64 (stable), for display. */
@@ -142,10 +88,13 @@ export function softmax(logits) {
   return exps.map((e) => e / total);
 }
 
-/** The k best classes: [{index, label, probability, logit}], highest first; ties by index. */
-export function topK(logits, classes, k = 5) {
-  const probs = softmax(logits);
-  return Array.from(logits, (logit, index) => ({ index, label: classes[index], probability: probs[index], logit }))
+/**
+ * The k best classes: [{index, label, probability, logit}], highest first; ties by index.
+ * `probabilities`: the model already returns probabilities (a classifier head), not logits.
+ */
+export function topK(scores, classes, k = 5, probabilities = false) {
+  const probs = probabilities ? Array.from(scores) : softmax(scores);
+  return Array.from(scores, (logit, index) => ({ index, label: classes[index], probability: probs[index], logit }))
     .sort((a, b) => b.logit - a.logit || a.index - b.index)
-    .slice(0, Math.min(k, logits.length));
+    .slice(0, Math.min(k, scores.length));
 }

@@ -1,10 +1,11 @@
 // Drives the page in a headless Chromium (playwright-core + the system's chromium): loads it,
-// optionally uploads photos through the page's file input and runs the page's benchmark, then
+// optionally clicks the bundle's sample thumbnails, uploads photos through the page's file input
+// and runs the page's benchmark, then
 // writes what the page holds (window.deepsquare) as JSON. Used by `deepsquare serve
 // --headless-bench` and by the tests; a person uses the page itself.
 //
 //   node tools/drive.mjs --url http://127.0.0.1:8000/ --out result.json
-//        [--upload a.jpg,b.png] [--bench '{"runs":50,"warmup":5,"threads":1}']
+//        [--click-samples all|N] [--upload a.jpg,b.png] [--bench '{"runs":50,"warmup":5,"threads":1}']
 //        [--screenshot page.png] [--browser /usr/bin/chromium] [--timeout 300]
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
@@ -45,6 +46,16 @@ async function main() {
     page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
     await page.goto(args.url);
     await page.waitForFunction(() => window.deepsquare?.ready === true);
+    if (args['click-samples']) {
+      const buttons = await page.locator('.sample').all();
+      const count = args['click-samples'] === 'all' ? buttons.length : Math.min(Number(args['click-samples']), buttons.length);
+      for (const button of buttons.slice(0, count)) {
+        const before = await page.evaluate(() => window.deepsquare.results.length);
+        await button.click();
+        await page.waitForFunction((n) => (window.deepsquare.results.length > n || window.deepsquare.error)
+          && /^Ready/.test(document.getElementById('status').textContent), before);
+      }
+    }
     if (args.upload) {
       const files = args.upload.split(',').filter(Boolean);
       const before = await page.evaluate(() => window.deepsquare.results.length);
@@ -73,7 +84,13 @@ async function main() {
       const s = window.deepsquare;
       return {
         ready: s.ready, error: s.error, status: document.getElementById('status').textContent,
-        crossOriginIsolated: window.crossOriginIsolated, bundle: s.bundle && { name: s.bundle.name, meta: s.bundle.meta, problems: s.bundle.problems, runtimes: Object.keys(s.bundle.sessions) },
+        crossOriginIsolated: window.crossOriginIsolated, bundle: s.bundle && {
+          name: s.bundle.name, meta: s.bundle.meta, problems: s.bundle.problems, runtimes: Object.keys(s.bundle.sessions),
+          schema: s.bundle.schema, samples: s.bundle.samples, selfCheck: s.bundle.selfCheck,
+          goldenRgb: s.bundle.goldenRgb ? Array.from(s.bundle.goldenRgb) : null,
+        },
+        selfCheckText: [...document.querySelectorAll('#self-check li')].map((e) => e.innerText),
+        sampleLabels: [...document.querySelectorAll('.sample')].map((e) => e.innerText.trim()),
         results: s.results, records: s.records, ratios: s.benchRatios,
         resultText: [...document.querySelectorAll('.result')].map((e) => e.innerText),
       };

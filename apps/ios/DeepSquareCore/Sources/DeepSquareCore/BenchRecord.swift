@@ -1,5 +1,22 @@
 import Foundation
 
+/// `extra` of a record the app writes: the Core ML compute units and the input size. Other keys in records
+/// written elsewhere are ignored on reading.
+public struct RecordExtra: Codable, Equatable, Sendable {
+    public var computeUnits: String?
+    public var inputSize: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case computeUnits = "compute_units"
+        case inputSize = "input_size"
+    }
+
+    public init(computeUnits: String? = nil, inputSize: Int? = nil) {
+        self.computeUnits = computeUnits
+        self.inputSize = inputSize
+    }
+}
+
 /// The project's one benchmark record ("deepsquare-bench-record/1", runtime/records.py
 /// `BenchRecord`): the app writes a JSON list of these, `deepsquare bench --add-records FILE` reads it.
 /// Every key is written, null included (Python's `asdict`), in snake_case.
@@ -21,7 +38,9 @@ public struct BenchRecord: Codable, Equatable, Sendable {
     public var initMs: Double?
     public var machine: String
     public var maxMs: Double?
-    public var extra: [String: JSONValue]
+    public var extra: RecordExtra
+    /// The runtime's API that ran it; null for Core ML (one API).
+    public var api: String?
     public var schema: String
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
@@ -40,13 +59,14 @@ public struct BenchRecord: Codable, Equatable, Sendable {
         case machine
         case maxMs = "max_ms"
         case extra
+        case api
         case schema
     }
 
     public init(model: String, variant: String, runtime: String = BenchRecord.runtimeName, threads: Int? = nil,
                 warmup: Int, runs: Int, meanMs: Double, stdMs: Double, p50Ms: Double?, p90Ms: Double?,
                 minMs: Double, initMs: Double?, machine: String, maxMs: Double? = nil,
-                extra: [String: JSONValue] = [:], schema: String = BenchRecord.schemaID) {
+                extra: RecordExtra = RecordExtra(), api: String? = nil, schema: String = BenchRecord.schemaID) {
         self.model = model
         self.variant = variant
         self.runtime = runtime
@@ -62,12 +82,13 @@ public struct BenchRecord: Codable, Equatable, Sendable {
         self.machine = machine
         self.maxMs = maxMs
         self.extra = extra
+        self.api = api
         self.schema = schema
     }
 
     /// `record_from_times` of runtime/records.py; nil for no times.
     public static func fromTimes(_ timesMs: [Double], model: String, variant: String, warmup: Int, initMs: Double?,
-                                 machine: String, extra: [String: JSONValue] = [:],
+                                 machine: String, extra: RecordExtra = RecordExtra(),
                                  runtime: String = BenchRecord.runtimeName) -> BenchRecord? {
         let ordered = timesMs.sorted()
         guard let first = ordered.first, let last = ordered.last else {
@@ -91,7 +112,7 @@ public struct BenchRecord: Codable, Equatable, Sendable {
                 forKey: .schema, in: c,
                 debugDescription: "not a \(BenchRecord.schemaID) record: schema=\(schema ?? "None")")
         }
-        let missing = CodingKeys.allCases.filter { $0 != .maxMs && $0 != .extra && !c.contains($0) }
+        let missing = CodingKeys.allCases.filter { $0 != .maxMs && $0 != .extra && $0 != .api && !c.contains($0) }
         if let key = missing.first {
             let names = missing.map { $0.stringValue }.joined(separator: ", ")
             throw DecodingError.keyNotFound(
@@ -111,7 +132,8 @@ public struct BenchRecord: Codable, Equatable, Sendable {
         initMs = try c.decodeIfPresent(Double.self, forKey: .initMs)
         machine = try c.decode(String.self, forKey: .machine)
         maxMs = try c.decodeIfPresent(Double.self, forKey: .maxMs)
-        extra = try c.decodeIfPresent([String: JSONValue].self, forKey: .extra) ?? [:]
+        extra = try c.decodeIfPresent(RecordExtra.self, forKey: .extra) ?? RecordExtra()
+        api = try c.decodeIfPresent(String.self, forKey: .api)
         self.schema = BenchRecord.schemaID
     }
 
@@ -133,6 +155,7 @@ public struct BenchRecord: Codable, Equatable, Sendable {
         try c.encode(machine, forKey: .machine)
         try BenchRecord.encodeOrNull(maxMs, .maxMs, &c)
         try c.encode(extra, forKey: .extra)
+        try BenchRecord.encodeOrNull(api, .api, &c)
         try c.encode(schema, forKey: .schema)
     }
 
@@ -165,10 +188,7 @@ extension BenchRecord {
                                   machine: String) -> [BenchRecord] {
         var records: [BenchRecord] = []
         for (i, unit) in units.enumerated() where i < result.timesMs.count {
-            let extra: [String: JSONValue] = [
-                "compute_units": JSONValue.string(unit.rawValue),
-                "input_size": JSONValue.int(meta.inputSize),
-            ]
+            let extra = RecordExtra(computeUnits: unit.rawValue, inputSize: meta.inputSize)
             let initMs: Double? = i < result.initMs.count ? result.initMs[i] : nil
             let record = BenchRecord.fromTimes(result.timesMs[i], model: meta.arch, variant: meta.variant,
                                                warmup: warmup, initMs: initMs, machine: machine, extra: extra)

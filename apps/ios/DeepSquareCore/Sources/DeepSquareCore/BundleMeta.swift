@@ -1,61 +1,31 @@
 import Foundation
 
-/// Why a bundle's metadata cannot be used. The messages mirror `BundleMeta.from_dict` in
-/// runtime/bundle.py, so a user sees the same sentence from the app as from the Python tools.
+/// Why a bundle cannot be used. Each case has its own message, written for the person installing the app.
 public enum BundleError: Error, Equatable, LocalizedError, CustomStringConvertible {
-    /// model.json is not JSON at all (or not UTF-8).
-    case notJSON(detail: String)
-    /// The top level is not a JSON object; `found` is the Python type name (list, str, ...).
-    case notAnObject(found: String)
-    /// `schema` is missing or is not "deepsquare-bundle/1"; `found` is its repr (None when missing).
-    case unknownSchema(found: String)
-    /// Required fields that are absent, sorted.
-    case missingFields([String])
-    /// arch, variant or pixel_range is not a string.
-    case notAString(field: String, got: String)
-    case badClasses(got: String)
-    case badInputSize(got: String)
-    /// mean or std is not a list of 3 finite numbers.
-    case badTriple(field: String, got: String)
-    case nonPositiveStd(got: String)
-    case badFormats(found: String)
-    case malformedFormat(name: String, reason: String)
-    case formatWithoutFile(name: String)
-    /// The Core ML model carries no `deepsquare.*` user-defined metadata.
-    case noMetadata
-    /// A `deepsquare.*` metadata value that should hold JSON does not.
-    case badMetadata(key: String, value: String)
+    /// The file is not JSON at all (or not UTF-8).
+    case notJSON(file: String, detail: String)
+    /// A field holds a value of the wrong kind; `path` is its coding path, like `formats.tflite.file`.
+    case wrongKind(file: String, path: String, expected: String)
+    /// A field the app needs is not there.
+    case missing(file: String, path: String)
+    /// A field is there, of the right kind, with a value the app cannot use; `why` says which.
+    case badValue(file: String, path: String, why: String)
+    /// The bundle has no model of the format the app runs.
+    case noFormat(String, has: [String])
 
     public var description: String {
         switch self {
-        case .notJSON(let detail):
-            return "model.json is not valid JSON (\(detail)); re-export the bundle"
-        case .notAnObject(let found):
-            return "expected a JSON object, found \(found)"
-        case .unknownSchema(let found):
-            return "unknown bundle schema \(found); expected \(BundleMeta.schemaID)"
-        case .missingFields(let names):
-            return "missing field(s) \(names.joined(separator: ", "))"
-        case .notAString(let field, let got):
-            return "'\(field)' must be a string, got \(got)"
-        case .badClasses(let got):
-            return "'classes' must be a non-empty list of strings, got \(got)"
-        case .badInputSize(let got):
-            return "'input_size' must be a whole number of pixels in 8..4096, got \(got)"
-        case .badTriple(let field, let got):
-            return "'\(field)' must be 3 numbers (R, G, B), got \(got)"
-        case .nonPositiveStd(let got):
-            return "'std' must be positive, got \(got)"
-        case .badFormats(let found):
-            return "'formats' must be an object, got \(found)"
-        case .malformedFormat(let name, let reason):
-            return "format entry '\(name)' is malformed: \(reason)"
-        case .formatWithoutFile(let name):
-            return "format entry '\(name)' has no file name"
-        case .noMetadata:
-            return "the model carries no deepsquare.* metadata; export it with deepsquare-export --to coreml"
-        case .badMetadata(let key, let value):
-            return "model metadata \(key) is not valid JSON: \(value)"
+        case .notJSON(let file, let detail):
+            return "\(file) cannot be read: it is not valid JSON (\(detail)). Copy the bundle again or re-export it."
+        case .wrongKind(let file, let path, let expected):
+            return "\(file): \(path) must be \(expected)."
+        case .missing(let file, let path):
+            return "\(file): \(path) is missing; re-export the bundle with a current deepsquare."
+        case .badValue(let file, let path, let why):
+            return "\(file): \(path) \(why)."
+        case .noFormat(let format, let has):
+            return "This bundle has no \(format) model (it has \(has.joined(separator: ", "))): "
+                + "export it with `deepsquare export CKPT --to \(format)`."
         }
     }
 
@@ -64,14 +34,22 @@ public enum BundleError: Error, Equatable, LocalizedError, CustomStringConvertib
     }
 }
 
-/// One exported format of the bundle (model.json `formats` entry).
+/// `extra` of a format entry: only what the app reads.
+public struct FormatExtra: Codable, Equatable, Sendable {
+    /// "logits" or "probabilities": what the model returns.
+    public var outputs: String?
+}
+
+/// One exported model file of the bundle (model.json `formats` entry).
 public struct FormatEntry: Codable, Equatable, Sendable {
     public var file: String
     public var layout: String
     public var inputName: String
     public var outputName: String
-    public var precision: String
-    public var extra: [String: JSONValue]
+    public var precision: String?
+    /// "float32", "uint8" or "image" (schema /2); absent in /1 bundles.
+    public var inputDtype: String?
+    public var extra: FormatExtra?
 
     enum CodingKeys: String, CodingKey {
         case file
@@ -79,38 +57,40 @@ public struct FormatEntry: Codable, Equatable, Sendable {
         case inputName = "input_name"
         case outputName = "output_name"
         case precision
+        case inputDtype = "input_dtype"
         case extra
     }
 
-    public init(file: String, layout: String, inputName: String, outputName: String, precision: String = "fp32",
-                extra: [String: JSONValue] = [:]) {
-        self.file = file
-        self.layout = layout
-        self.inputName = inputName
-        self.outputName = outputName
-        self.precision = precision
-        self.extra = extra
+    /// What the model returns for one image: "logits" (the default) or "probabilities".
+    public var outputs: String {
+        return extra?.outputs ?? "logits"
     }
 }
 
-/// The bundle's metadata: model.json, or the same fields embedded in the Core ML model's
-/// user-defined metadata (`deepsquare.*` keys, see `BundleMeta.flat_metadata` in runtime/bundle.py).
+/// model.json, decoded by `JSONDecoder` (schema "deepsquare-bundle/2", or "/1": float input, no golden file) and
+/// then checked by `checked(file:)`: `BundleMeta.load` does both. Fields the app does not read (provenance) are
+/// not decoded.
 public struct BundleMeta: Codable, Equatable, Sendable {
-    public static let schemaID = "deepsquare-bundle/1"
-    public static let metadataPrefix = "deepsquare."
+    public static let schemas = ["deepsquare-bundle/2", "deepsquare-bundle/1"]
 
+    public var schema: String
+    public var id: String?
     public var arch: String
     public var variant: String
     public var classes: [String]
     public var inputSize: Int
     public var mean: [Double]
     public var std: [Double]
-    public var pixelRange: String
+    public var pixelRange: String?
+    public var input: String?
     public var formats: [String: FormatEntry]
-    public var provenance: JSONValue
-    public var schema: String
+    public var sha256: [String: String]?
+    public var golden: String?
+    public var samples: String?
 
     enum CodingKeys: String, CodingKey {
+        case schema
+        case id
         case arch
         case variant
         case classes
@@ -118,14 +98,19 @@ public struct BundleMeta: Codable, Equatable, Sendable {
         case mean
         case std
         case pixelRange = "pixel_range"
+        case input
         case formats
-        case provenance
-        case schema
+        case sha256
+        case golden
+        case samples
     }
 
-    public init(arch: String, variant: String, classes: [String], inputSize: Int, mean: [Double], std: [Double],
-                pixelRange: String = "0-1", formats: [String: FormatEntry] = [:],
-                provenance: JSONValue = JSONValue.object([:]), schema: String = BundleMeta.schemaID) {
+    public init(schema: String = "deepsquare-bundle/2", id: String? = nil, arch: String, variant: String,
+                classes: [String], inputSize: Int, mean: [Double], std: [Double], pixelRange: String? = "0-1",
+                input: String? = "float", formats: [String: FormatEntry] = [:], sha256: [String: String]? = nil,
+                golden: String? = nil, samples: String? = nil) {
+        self.schema = schema
+        self.id = id
         self.arch = arch
         self.variant = variant
         self.classes = classes
@@ -133,180 +118,155 @@ public struct BundleMeta: Codable, Equatable, Sendable {
         self.mean = mean
         self.std = std
         self.pixelRange = pixelRange
+        self.input = input
         self.formats = formats
-        self.provenance = provenance
-        self.schema = schema
+        self.sha256 = sha256
+        self.golden = golden
+        self.samples = samples
     }
 
-    /// Decoding checks every field like `fromJSON` (the errors are `BundleError`s).
-    public init(from decoder: Decoder) throws {
-        let value = try JSONValue(from: decoder)
-        self = try BundleMeta.validated(value)
+    public var isVersion2: Bool {
+        return schema == "deepsquare-bundle/2"
     }
 
-    /// Read and check model.json's bytes.
-    public static func fromJSON(_ data: Data) throws -> BundleMeta {
-        let value: JSONValue
-        do {
-            value = try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch {
-            throw BundleError.notJSON(detail: String(describing: error))
-        }
-        return try validated(value)
+    /// Decode and check model.json's bytes; every failure is a `BundleError` naming `file` and the field.
+    public static func load(_ data: Data, file: String = "model.json") throws -> BundleMeta {
+        let meta: BundleMeta = try decode(BundleMeta.self, from: data, file: file)
+        return try meta.checked(file: file)
     }
 
-    /// Read and check the `deepsquare.*` keys of a Core ML model's creator-defined metadata
-    /// (`MLModel.modelDescription.metadata[.creatorDefinedKey] as? [String: String]`).
-    public static func fromMetadata(_ metadata: [String: String]) throws -> BundleMeta {
-        let prefix = BundleMeta.metadataPrefix
-        if !metadata.keys.contains(where: { $0.hasPrefix(prefix) }) {
-            throw BundleError.noMetadata
+    /// The entry of `format` (e.g. "coreml").
+    public func format(_ format: String) throws -> FormatEntry {
+        guard let entry = formats[format] else {
+            throw BundleError.noFormat(format, has: formats.keys.sorted())
         }
-        var object: [String: JSONValue] = [:]
-        for name in ["schema", "arch", "variant", "pixel_range"] {
-            if let text = metadata[prefix + name] {
-                object[name] = JSONValue.string(text)
-            }
-        }
-        if let text = metadata[prefix + "input_size"] {
-            if let size = Int(text) {
-                object["input_size"] = JSONValue.int(size)
-            } else {
-                object["input_size"] = JSONValue.string(text)
-            }
-        }
-        for name in ["classes", "mean", "std"] {
-            if let text = metadata[prefix + name] {
-                do {
-                    object[name] = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
-                } catch {
-                    throw BundleError.badMetadata(key: prefix + name, value: String(text.prefix(60)))
-                }
-            }
-        }
-        return try validated(JSONValue.object(object))
+        return entry
     }
 
-    /// The checks of `BundleMeta.from_dict` (runtime/bundle.py), in the same order.
-    public static func validated(_ value: JSONValue) throws -> BundleMeta {
-        guard let data = value.objectValue else {
-            throw BundleError.notAnObject(found: value.typeName)
+    /// Every check that keeps a wrong bundle from running; self, or the first problem found.
+    public func checked(file: String = "model.json") throws -> BundleMeta {
+        func bad(_ path: String, _ why: String) -> BundleError {
+            return BundleError.badValue(file: file, path: path, why: why)
         }
-        let schema = data["schema"]?.stringValue
-        if schema != BundleMeta.schemaID {
-            throw BundleError.unknownSchema(found: data["schema"]?.pythonRepr ?? "None")
+        if !BundleMeta.schemas.contains(schema) {
+            throw bad("schema", "is \"\(schema)\", not one this app reads (\(BundleMeta.schemas.joined(separator: ", ")))")
         }
-        let missing = ["arch", "variant", "classes", "input_size", "mean", "std"].filter { data[$0] == nil }.sorted()
-        if !missing.isEmpty {
-            throw BundleError.missingFields(missing)
+        if isVersion2 && (id ?? "").count != 36 {
+            throw bad("id", "must be the bundle's UUID")
         }
-        for name in ["arch", "variant", "pixel_range"] {
-            if let field = data[name], field.stringValue == nil {
-                throw BundleError.notAString(field: name, got: field.pythonRepr)
-            }
+        if classes.isEmpty {
+            throw bad("classes", "is empty: the app cannot name its answers")
         }
-        let classesValue = data["classes"] ?? JSONValue.null
-        let classes = (classesValue.arrayValue ?? []).compactMap { $0.stringValue }
-        if classes.isEmpty || classes.count != classesValue.arrayValue?.count {
-            throw BundleError.badClasses(got: String(classesValue.pythonRepr.prefix(60)))
+        if classes.contains("") {
+            throw bad("classes", "has an empty class name")
         }
-        let sizeValue = data["input_size"] ?? JSONValue.null
-        guard let inputSize = sizeValue.intValue, inputSize >= 8, inputSize <= 4096 else {
-            throw BundleError.badInputSize(got: sizeValue.pythonRepr)
+        if Set(classes).count != classes.count {
+            throw bad("classes", "names a class twice: the answers would be ambiguous")
         }
-        let mean = try triple(data, "mean")
-        let std = try triple(data, "std")
+        if inputSize < 8 || inputSize > 4096 {
+            throw bad("input_size", "is \(inputSize) pixels; it must be 8 to 4096")
+        }
+        for (name, values) in [("mean", mean), ("std", std)] where values.count != 3 || values.contains(where: { !$0.isFinite }) {
+            throw bad(name, "must be three numbers (R, G, B)")
+        }
         if std.contains(where: { $0 <= 0 }) {
-            throw BundleError.nonPositiveStd(got: (data["std"] ?? JSONValue.null).pythonRepr)
+            throw bad("std", "must be three positive numbers (the pixels are divided by them)")
         }
-        let formatsValue = data["formats"] ?? JSONValue.object([:])
-        guard let formatsObject = formatsValue.objectValue else {
-            throw BundleError.badFormats(found: formatsValue.typeName)
+        if let range = pixelRange, range != "0-1" {
+            throw bad("pixel_range", "is \"\(range)\", not \"0-1\"")
         }
-        var formats: [String: FormatEntry] = [:]
-        for name in formatsObject.keys.sorted() {
-            formats[name] = try formatEntry(name, formatsObject[name] ?? JSONValue.null)
+        if isVersion2 && input != "float" && input != "uint8" {
+            throw bad("input", "must be \"float\" or \"uint8\"")
         }
-        return BundleMeta(
-            arch: data["arch"]?.stringValue ?? "",
-            variant: data["variant"]?.stringValue ?? "",
-            classes: classes,
-            inputSize: inputSize,
-            mean: mean,
-            std: std,
-            pixelRange: data["pixel_range"]?.stringValue ?? "0-1",
-            formats: formats,
-            provenance: data["provenance"] ?? JSONValue.object([:]),
-            schema: BundleMeta.schemaID
-        )
+        if isVersion2 && formats.isEmpty {
+            throw bad("formats", "lists no model file")
+        }
+        for name in formats.keys.sorted() {
+            try BundleMeta.check(formats[name]!, path: "formats.\(name)", version2: isVersion2, file: file)
+        }
+        for (name, digest) in sha256 ?? [:] where digest.count != 64 || !digest.allSatisfy({ "0123456789abcdef".contains($0) }) {
+            throw bad("sha256.\(name)", "must be 64 lowercase hex digits")
+        }
+        if let name = golden, name != "golden.json" {
+            throw bad("golden", "must be \"golden.json\" or null")
+        }
+        if let name = samples, name != "samples.json" {
+            throw bad("samples", "must be \"samples.json\" or null")
+        }
+        return self
     }
 
-    static func triple(_ data: [String: JSONValue], _ name: String) throws -> [Double] {
-        let value = data[name] ?? JSONValue.null
-        let numbers = (value.arrayValue ?? []).compactMap { $0.numberValue }.filter { $0.isFinite }
-        if numbers.count != 3 || value.arrayValue?.count != 3 {
-            throw BundleError.badTriple(field: name, got: value.pythonRepr)
+    static func check(_ entry: FormatEntry, path: String, version2: Bool, file: String) throws {
+        func bad(_ field: String, _ why: String) -> BundleError {
+            return BundleError.badValue(file: file, path: "\(path).\(field)", why: why)
         }
-        return numbers
+        if entry.file.isEmpty || entry.file == "." || entry.file == ".." || entry.file.contains("/") {
+            throw bad("file", "must name a file directly inside the bundle")
+        }
+        if !["NCHW", "NHWC", "image"].contains(entry.layout) {
+            throw bad("layout", "is \"\(entry.layout)\", not NCHW, NHWC or image")
+        }
+        if version2 && entry.inputDtype == nil {
+            throw BundleError.missing(file: file, path: "\(path).input_dtype")
+        }
+        let dtype = entry.inputDtype ?? (entry.layout == "image" ? "image" : "float32")
+        if !["float32", "uint8", "image"].contains(dtype) {
+            throw bad("input_dtype", "is \"\(dtype)\", not float32, uint8 or image")
+        }
+        if dtype == "uint8" && entry.layout != "NHWC" {
+            throw bad("layout", "must be NHWC for uint8 pixels")
+        }
+        if (dtype == "image") != (entry.layout == "image") {
+            throw bad("input_dtype", "\"\(dtype)\" does not go with layout \"\(entry.layout)\"")
+        }
+        if entry.outputs != "logits" && entry.outputs != "probabilities" {
+            throw bad("extra.outputs", "must be \"logits\" or \"probabilities\"")
+        }
     }
+}
 
-    static func formatEntry(_ name: String, _ value: JSONValue) throws -> FormatEntry {
-        guard let entry = value.objectValue else {
-            throw BundleError.malformedFormat(name: name, reason: "expected an object, got \(value.typeName)")
+/// `JSONDecoder` with its errors turned into `BundleError`s that name the file and the field.
+func decode<T: Decodable>(_ type: T.Type, from data: Data, file: String) throws -> T {
+    do {
+        return try JSONDecoder().decode(type, from: data)
+    } catch DecodingError.typeMismatch(let expected, let context) {
+        throw BundleError.wrongKind(file: file, path: dotted(context.codingPath), expected: kindName(expected))
+    } catch DecodingError.valueNotFound(let expected, let context) {
+        throw BundleError.wrongKind(file: file, path: dotted(context.codingPath), expected: kindName(expected))
+    } catch DecodingError.keyNotFound(let key, let context) {
+        throw BundleError.missing(file: file, path: dotted(context.codingPath + [key]))
+    } catch DecodingError.dataCorrupted(let context) {
+        if context.codingPath.isEmpty {
+            throw BundleError.notJSON(file: file, detail: context.debugDescription)
         }
-        let known: Set<String> = ["file", "layout", "input_name", "output_name", "precision", "extra"]
-        let unexpected = entry.keys.filter { !known.contains($0) }.sorted()
-        if !unexpected.isEmpty {
-            throw BundleError.malformedFormat(name: name, reason: "unexpected field(s) \(unexpected.joined(separator: ", "))")
-        }
-        let absent = ["file", "layout", "input_name", "output_name"].filter { entry[$0] == nil }
-        if !absent.isEmpty {
-            throw BundleError.malformedFormat(name: name, reason: "missing field(s) \(absent.joined(separator: ", "))")
-        }
-        guard let file = entry["file"]?.stringValue, !file.isEmpty else {
-            throw BundleError.formatWithoutFile(name: name)
-        }
-        for key in ["layout", "input_name", "output_name", "precision"] {
-            if let field = entry[key], field.stringValue == nil {
-                throw BundleError.malformedFormat(name: name, reason: "'\(key)' must be a string, got \(field.pythonRepr)")
-            }
-        }
-        var extra: [String: JSONValue] = [:]
-        if let extraValue = entry["extra"] {
-            guard let extraObject = extraValue.objectValue else {
-                throw BundleError.malformedFormat(name: name, reason: "'extra' must be an object, got \(extraValue.typeName)")
-            }
-            extra = extraObject
-        }
-        return FormatEntry(
-            file: file,
-            layout: entry["layout"]?.stringValue ?? "",
-            inputName: entry["input_name"]?.stringValue ?? "",
-            outputName: entry["output_name"]?.stringValue ?? "",
-            precision: entry["precision"]?.stringValue ?? "fp32",
-            extra: extra
-        )
+        throw BundleError.wrongKind(file: file, path: dotted(context.codingPath), expected: "a value of another kind")
     }
+}
 
-    /// The Core ML user-defined metadata this bundle's export writes (`flat_metadata` in runtime/bundle.py).
-    public func flatMetadata() throws -> [String: String] {
-        let encoder = JSONEncoder()
-        func json<T: Encodable>(_ value: T) throws -> String {
-            return String(decoding: try encoder.encode(value), as: UTF8.self)
+func dotted(_ path: [CodingKey]) -> String {
+    return path.map { key in key.intValue.map { "[\($0)]" } ?? key.stringValue }
+        .joined(separator: ".")
+        .replacingOccurrences(of: ".[", with: "[")
+}
+
+func kindName(_ type: Any.Type) -> String {
+    switch type {
+    case is String.Type:
+        return "text"
+    case is Int.Type:
+        return "a whole number"
+    case is Double.Type:
+        return "a number"
+    case is Bool.Type:
+        return "true or false"
+    default:
+        let name = String(describing: type)
+        if name.hasPrefix("Array") {
+            return "a list"
         }
-        let prefix = BundleMeta.metadataPrefix
-        let classesText = try json(classes)
-        let meanText = try json(mean)
-        let stdText = try json(std)
-        return [
-            prefix + "schema": schema,
-            prefix + "arch": arch,
-            prefix + "variant": variant,
-            prefix + "classes": classesText,
-            prefix + "input_size": String(inputSize),
-            prefix + "mean": meanText,
-            prefix + "std": stdText,
-            prefix + "pixel_range": pixelRange,
-        ]
+        if name.hasPrefix("Dictionary") {
+            return "an object"
+        }
+        return "an object"
     }
 }

@@ -7,7 +7,7 @@ final class RecordTests: XCTestCase {
     /// against the Python dataclass).
     static let schemaKeys: Set<String> = [
         "model", "variant", "runtime", "threads", "warmup", "runs", "mean_ms", "std_ms", "p50_ms", "p90_ms",
-        "min_ms", "init_ms", "machine", "max_ms", "extra", "schema",
+        "min_ms", "init_ms", "machine", "max_ms", "extra", "api", "schema",
     ]
 
     /// apps/ios/DeepSquareCore/Fixtures/example-records.json: what the app writes for one setting;
@@ -20,7 +20,7 @@ final class RecordTests: XCTestCase {
     }
 
     private func example() throws -> BenchRecord {
-        let extra: [String: JSONValue] = ["compute_units": JSONValue.string("cpuOnly"), "input_size": JSONValue.int(64)]
+        let extra = RecordExtra(computeUnits: "cpuOnly", inputSize: 64)
         return try XCTUnwrap(BenchRecord.fromTimes([3, 1, 2, 4], model: "shufflenetv2_x0_5", variant: "sp+sex+ss",
                                                    warmup: 5, initMs: 41.25, machine: "iPhone16,1 (iOS 18.1)",
                                                    extra: extra))
@@ -77,7 +77,7 @@ final class RecordTests: XCTestCase {
         let decoded = try BenchRecord.decodeList(JSONSerialization.data(withJSONObject: rows))
         XCTAssertNil(decoded[0].initMs)
         XCTAssertNil(decoded[0].maxMs)
-        XCTAssertEqual(decoded[0].extra, [:])
+        XCTAssertEqual(decoded[0].extra, RecordExtra())
     }
 
     func testRecordsFromATiming() throws {
@@ -86,11 +86,9 @@ final class RecordTests: XCTestCase {
         let result = TimingResult(timesMs: [[2, 4], [1, 2], [3, 3]], initMs: [10, 20, 30], rounds: 2)
         let records = BenchRecord.fromTiming(result, units: ComputeUnitsName.allCases, meta: meta, warmup: 5,
                                              machine: "iPhone16,1 (iOS 18.1)")
-        XCTAssertEqual(records.map { $0.extra["compute_units"] }, [
-            JSONValue.string("cpuOnly"), JSONValue.string("cpuAndGPU"), JSONValue.string("all"),
-        ])
+        XCTAssertEqual(records.map { $0.extra.computeUnits }, ["cpuOnly", "cpuAndGPU", "all"])
         XCTAssertEqual(records.map { $0.model }, ["resnet18", "resnet18", "resnet18"])
         XCTAssertEqual(records.map { $0.initMs }, [10, 20, 30])
-        XCTAssertEqual(records[0].extra["input_size"], JSONValue.int(224))
+        XCTAssertEqual(records[0].extra.inputSize, 224)
     }
 }

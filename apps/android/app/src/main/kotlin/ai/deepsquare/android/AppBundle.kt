@@ -2,53 +2,49 @@ package ai.deepsquare.android
 
 import ai.deepsquare.core.BundleMeta
 import ai.deepsquare.core.DeepSquareError
-import ai.deepsquare.core.EmbeddedBundle
+import ai.deepsquare.core.FormatEntry
+import ai.deepsquare.core.Golden
 import android.content.Context
+import android.graphics.Bitmap
+import android.graphics.BitmapFactory
 import java.io.FileNotFoundException
 
+/** golden.png's pixels (RGB, HWC) and golden.json, for the self-check. */
+class GoldenImage(val golden: Golden, val rgb: ByteArray, val width: Int, val height: Int)
+
 /**
- * The bundle in the app's assets: model.tflite (required) and model.json (optional).
- *
- * The metadata inside the .tflite ("deepsquare_bundle", "labels.txt") is enough on its own: the
- * labels, input size and mean/std come from there. When assets/model.json is present it is read
- * too and must describe the same model (both files are copied from one bundle by install-bundle.sh).
+ * The bundle in the app's assets (install-bundle.sh copies it there): model.json (required: labels, input size,
+ * input kind), model.tflite, and golden.json + golden.png when model.json names them. Labels and sizes come from
+ * model.json; the model file's own tensors are checked against it when it is compiled (Classifier).
  */
-class AppBundle private constructor(val modelBytes: ByteArray, val meta: BundleMeta, val source: String) {
+class AppBundle private constructor(val meta: BundleMeta, val entry: FormatEntry, val golden: GoldenImage?) {
     companion object {
-        const val MODEL = "model.tflite"
         const val SIDECAR = "model.json"
 
-        fun load(context: Context): AppBundle {
-            val assets = context.assets
-            val bytes =
-                try {
-                    assets.open(MODEL).use { it.readBytes() }
-                } catch (e: FileNotFoundException) {
-                    throw DeepSquareError(
-                        "assets/$MODEL is missing: run apps/android/install-bundle.sh BUNDLE, then rebuild the app",
-                        e,
-                    )
-                }
-            val embedded = EmbeddedBundle.read(bytes, "assets/$MODEL")
-            val names = assets.list("")?.toSet() ?: emptySet()
-            if (SIDECAR !in names) return AppBundle(bytes, embedded.meta, "metadata inside $MODEL")
-            val sidecar = BundleMeta.parse(assets.open(SIDECAR).use { it.readBytes() }, "assets/$SIDECAR")
-            val differing =
-                listOf(
-                    "arch" to (sidecar.arch == embedded.meta.arch),
-                    "variant" to (sidecar.variant == embedded.meta.variant),
-                    "classes" to (sidecar.classes == embedded.meta.classes),
-                    "input_size" to (sidecar.inputSize == embedded.meta.inputSize),
-                    "mean" to (sidecar.mean == embedded.meta.mean),
-                    "std" to (sidecar.std == embedded.meta.std),
-                ).filter { !it.second }.map { it.first }
-            if (differing.isNotEmpty()) {
+        private fun bytes(context: Context, name: String): ByteArray =
+            try {
+                context.assets.open(name).use { it.readBytes() }
+            } catch (e: FileNotFoundException) {
                 throw DeepSquareError(
-                    "assets/$SIDECAR and the metadata inside assets/$MODEL disagree on " +
-                        "${differing.joinToString(", ")}: copy both files from the same bundle (install-bundle.sh)",
+                    "assets/$name is missing: run apps/android/install-bundle.sh BUNDLE, then rebuild the app",
+                    e,
                 )
             }
-            return AppBundle(bytes, sidecar, "$SIDECAR + metadata inside $MODEL")
+
+        fun load(context: Context): AppBundle {
+            val meta = BundleMeta.parse(bytes(context, SIDECAR), "assets/$SIDECAR")
+            val entry = meta.format("tflite")
+            context.assets.open(entry.file).close() // present, or the message above
+            val goldenName = meta.golden ?: return AppBundle(meta, entry, null)
+            val golden = Golden.parse(String(bytes(context, goldenName), Charsets.UTF_8), meta, "assets/$goldenName")
+            val png = bytes(context, golden.image)
+            val options = BitmapFactory.Options().apply {
+                inPreferredConfig = Bitmap.Config.ARGB_8888
+                inScaled = false // the pixels as stored: no density scaling
+            }
+            val bitmap = BitmapFactory.decodeByteArray(png, 0, png.size, options)
+                ?: throw DeepSquareError("assets/${golden.image} is not a PNG Android can decode: install the bundle again")
+            return AppBundle(meta, entry, GoldenImage(golden, Images.rgbBytes(bitmap), bitmap.width, bitmap.height))
         }
     }
 }

@@ -1,7 +1,7 @@
 package ai.deepsquare.android
 
 import ai.deepsquare.core.DeepSquareError
-import ai.deepsquare.core.Preprocess
+import ai.deepsquare.core.ModelInput
 import android.content.ContentResolver
 import android.graphics.Bitmap
 import android.graphics.BitmapFactory
@@ -13,10 +13,11 @@ import androidx.exifinterface.media.ExifInterface
 import java.io.IOException
 
 /**
- * Photos -> upright RGB pixels for the core. As in Python (runtime/images.py) the EXIF orientation
- * is applied and the full-size image goes to the core, which resizes it exactly like Pillow; the
- * decoder is Android's, so a JPEG's pixels may differ slightly from Pillow's decoder (the resize
- * and normalization of the same pixels do not).
+ * Photos -> upright bitmaps -> the model's pixels. As in Python (runtime/images.py) the EXIF orientation is applied
+ * and the whole image is resized to input_size x input_size (no crop), here by the platform:
+ * Bitmap.createScaledBitmap with filtering (bilinear). Pillow's BILINEAR, which `deepsquare predict` uses, widens its
+ * filter when it shrinks (antialiasing) and Android's does not, and the JPEG decoders differ: the pixels, and so the
+ * probabilities, can differ slightly from the desktop's for the same photo. The golden image needs no resize.
  */
 object Images {
     fun decodeUpright(resolver: ContentResolver, uri: Uri): Bitmap {
@@ -70,6 +71,12 @@ object Images {
         val h = software.height
         val argb = IntArray(w * h)
         software.getPixels(argb, 0, w, 0, 0, w, h)
-        return Preprocess.argbToRgb(argb, w, h)
+        return ModelInput.argbToRgb(argb, w, h)
+    }
+
+    /** The whole [bitmap] scaled to [size] x [size] with bilinear filtering, as RGB bytes: what a uint8 model takes. */
+    fun modelPixels(bitmap: Bitmap, size: Int): ByteArray {
+        val scaled = if (bitmap.width == size && bitmap.height == size) bitmap else Bitmap.createScaledBitmap(bitmap, size, size, true)
+        return rgbBytes(scaled)
     }
 }

@@ -3,7 +3,7 @@ package ai.deepsquare.android
 import ai.deepsquare.core.BenchRecord
 import ai.deepsquare.core.Benchmark
 import ai.deepsquare.core.DeepSquareError
-import ai.deepsquare.core.Preprocess
+import ai.deepsquare.core.ModelInput
 import android.os.Bundle
 import android.widget.Button
 import android.widget.EditText
@@ -33,7 +33,7 @@ class LatencyActivity : AppCompatActivity() {
         val result = findViewById<TextView>(R.id.result)
         val recordPath = findViewById<TextView>(R.id.record_path)
         val run = findViewById<Button>(R.id.run)
-        model.text = getString(R.string.latency_title) + ": " + settings.delegate +
+        model.text = getString(R.string.latency_title) + ": " + settings.accelerator +
             (if (settings.useGpu) "" else ", ${settings.threads} threads")
 
         run.setOnClickListener {
@@ -61,17 +61,20 @@ class LatencyActivity : AppCompatActivity() {
     private fun benchmark(settings: RunSettings, warmup: Int, runs: Int): Pair<String, String> {
         val bundle = AppBundle.load(this)
         val meta = bundle.meta
-        Classifier.create(bundle, settings).use { classifier ->
-            // A fixed input: mid-grey pixels, through the same preprocessing as a photo.
+        Classifier.create(this, bundle, settings).use { classifier ->
+            // The model is timed only if it passes the self-check: a fast wrong model is not worth a record.
+            val check = classifier.selfCheck(bundle)
+            if (check != null && !check.passed) throw DeepSquareError(check.message)
+            // A fixed input: mid-grey pixels, made into the model input the way a photo's are.
             val grey = ByteArray(meta.inputSize * meta.inputSize * 3) { 128.toByte() }
-            val tensor = Preprocess.toTensorNhwc(grey, meta.inputSize, meta.mean, meta.std)
-            val times = Benchmark.time(warmup, runs) { classifier.logits(tensor) }
+            val input = ModelInput.of(grey, meta, bundle.entry)
+            val times = Benchmark.time(warmup, runs) { classifier.run(input) }
             val record =
                 BenchRecord.of(
                     meta, times, warmup = warmup,
                     threads = if (settings.useGpu) null else settings.threads,
-                    initMs = classifier.initMs, machine = Device.describe(), delegate = settings.delegate,
-                    appVersion = BuildConfig.VERSION_NAME,
+                    initMs = classifier.initMs, machine = Device.describe(), accelerator = settings.accelerator,
+                    input = bundle.entry.inputKind.json, appVersion = BuildConfig.VERSION_NAME,
                 )
             val folder = getExternalFilesDir(null) ?: filesDir
             val file = File(folder, "records.json")
@@ -83,7 +86,7 @@ class LatencyActivity : AppCompatActivity() {
                     Locale.US,
                     "%s %s, %d px, %s\ninit %.1f ms\n%d runs after %d warm-up\np50 %.3f ms\np90 %.3f ms\n" +
                         "mean %.3f ± %.3f ms\nmin %.3f  max %.3f ms",
-                    meta.arch, meta.variant, meta.inputSize, settings.delegate, classifier.initMs, s.runs, warmup,
+                    meta.arch, meta.variant, meta.inputSize, classifier.ranOn, classifier.initMs, s.runs, warmup,
                     s.p50Ms, s.p90Ms, s.meanMs, s.stdMs, s.minMs, s.maxMs,
                 )
             return shown to "appended to ${file.absolutePath}"

@@ -3,7 +3,8 @@ package ai.deepsquare.android
 import ai.deepsquare.core.Classify
 import ai.deepsquare.core.DeepSquareError
 import ai.deepsquare.core.Prediction
-import ai.deepsquare.core.Preprocess
+import ai.deepsquare.core.ModelInput
+import ai.deepsquare.core.SelfCheckResult
 import android.Manifest
 import android.content.Intent
 import android.content.pm.PackageManager
@@ -31,13 +32,15 @@ import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
 
 /**
- * Camera preview + photo picker -> top-5 with probabilities. The model runs on a background
- * thread; preprocessing and top-k are the core's (the same code the JVM tests check against Python).
+ * Camera preview + photo picker -> top-5 with probabilities. When the bundle loads (and whenever the accelerator
+ * settings change) the golden self-check runs first; nothing is classified unless it passed. The model runs on a
+ * background thread; model.json checks, the model input, the self-check and top-k are the core's (JVM-tested).
  */
 class MainActivity : AppCompatActivity() {
     private val worker: ExecutorService = Executors.newSingleThreadExecutor()
     private var bundle: AppBundle? = null
     private var classifier: Classifier? = null
+    private var check: SelfCheckResult? = null
 
     private lateinit var preview: PreviewView
     private lateinit var photo: ImageView
@@ -83,13 +86,11 @@ class MainActivity : AppCompatActivity() {
             startActivity(Intent(this, LatencyActivity::class.java))
         }
 
+        val startSettings = currentSettings()
         worker.execute {
             val message =
                 try {
-                    val loaded = AppBundle.load(this)
-                    bundle = loaded
-                    val m = loaded.meta
-                    "${m.arch} ${m.variant}, ${m.inputSize} px, ${m.classes.size} classes (${loaded.source})"
+                    describe(ready(startSettings))
                 } catch (e: DeepSquareError) {
                     e.message
                 }
@@ -143,25 +144,45 @@ class MainActivity : AppCompatActivity() {
         worker.execute { classifyOnWorker(bitmap) }
     }
 
-    /** On the worker thread: pixels -> tensor (core) -> logits (LiteRT) -> top-5 (core). */
+    /**
+     * On the worker thread: the bundle, a classifier for [settings] and its self-check, made once and again when the
+     * settings change. A failed self-check is an error: the app does not classify with a model it cannot trust.
+     */
+    private fun ready(settings: RunSettings): Classifier {
+        val loaded = bundle ?: AppBundle.load(this).also { bundle = it }
+        var model = classifier
+        if (model == null || model.settings != settings) {
+            model?.close()
+            classifier = null
+            model = Classifier.create(this, loaded, settings)
+            classifier = model
+            check = model.selfCheck(loaded)
+        }
+        val result = check
+        if (result != null && !result.passed) throw DeepSquareError(result.message)
+        return model
+    }
+
+    private fun describe(model: Classifier): String {
+        val m = model.meta
+        val golden = check?.message ?: "no golden file in this bundle: self-check not run"
+        return "${m.arch} ${m.variant}, ${m.inputSize} px, ${m.classes.size} classes, ${model.entry.inputKind.json} input; " +
+            "${model.ranOn}; ${model.shapes}; $golden"
+    }
+
+    /** On the worker thread: bitmap -> pixels at input size (platform resize) -> model input (core) -> LiteRT -> top-5. */
     private fun classifyOnWorker(bitmap: Bitmap) {
         val settings = runOnUiThreadBlocking { currentSettings() }
         try {
-            val loaded = bundle ?: AppBundle.load(this).also { bundle = it }
-            var model = classifier
-            if (model == null || model.settings != settings) {
-                model?.close()
-                model = Classifier.create(loaded, settings)
-                classifier = model
-            }
-            val rgb = Images.rgbBytes(bitmap)
-            val tensor = Preprocess.imageToTensor(rgb, bitmap.width, bitmap.height, loaded.meta)
+            val model = ready(settings)
+            val rgb = Images.modelPixels(bitmap, model.meta.inputSize)
+            val input = ModelInput.of(rgb, model.meta, model.entry)
             val start = System.nanoTime()
-            val logits = model.logits(tensor)
+            val outputs = model.run(input)
             val ms = (System.nanoTime() - start) / 1e6
-            val top = Classify.topK(logits, loaded.meta.classes, 5)
+            val top = Classify.topK(outputs, model.entry, model.meta.classes, 5)
             val line =
-                String.format(Locale.US, "%dx%d photo, %s, %.1f ms", bitmap.width, bitmap.height, settings.delegate, ms)
+                String.format(Locale.US, "%dx%d photo, %s, %.1f ms", bitmap.width, bitmap.height, model.ranOn, ms)
             runOnUiThread {
                 show(top)
                 status.text = line

@@ -1,5 +1,7 @@
 package ai.deepsquare.core
 
+import com.google.gson.JsonArray
+
 import kotlin.math.ceil
 import kotlin.math.floor
 import kotlin.math.sqrt
@@ -69,6 +71,8 @@ data class BenchRecord(
     val initMs: Double?,
     val machine: String,
     val extra: Map<String, Any?> = emptyMap(),
+    /** The LiteRT API that ran it: the app uses CompiledModel. */
+    val api: String? = "CompiledModel",
 ) {
     fun toMap(): Map<String, Any?> =
         linkedMapOf(
@@ -87,6 +91,7 @@ data class BenchRecord(
             "machine" to machine,
             "max_ms" to stats.maxMs,
             "extra" to extra,
+            "api" to api,
             "schema" to SCHEMA,
         )
 
@@ -94,7 +99,10 @@ data class BenchRecord(
         const val SCHEMA = "deepsquare-bench-record/1"
         const val RUNTIME = "litert-android"
 
-        /** A record for [meta] from timed runs (warm-up excluded). */
+        /**
+         * A record for [meta] from timed runs (warm-up excluded). [accelerator] is the one that ran the whole
+         * graph ("cpu" or "gpu", LiteRT CompiledModel), [input] the entry's input kind ("uint8" or "float32").
+         */
         fun of(
             meta: BundleMeta,
             timesMs: List<Double>,
@@ -102,7 +110,8 @@ data class BenchRecord(
             threads: Int?,
             initMs: Double?,
             machine: String,
-            delegate: String,
+            accelerator: String,
+            input: String,
             appVersion: String,
         ): BenchRecord =
             BenchRecord(
@@ -115,32 +124,37 @@ data class BenchRecord(
                 initMs = initMs,
                 machine = machine,
                 extra =
-                    linkedMapOf("delegate" to delegate, "input_size" to meta.inputSize, "app_version" to appVersion),
+                    linkedMapOf(
+                        "accelerator" to accelerator,
+                        "input" to input,
+                        "input_size" to meta.inputSize,
+                        "app_version" to appVersion,
+                    ),
             )
 
         /** The records file's JSON: a list of records, as `deepsquare bench --add-records FILE` loads it. */
-        fun listJson(records: List<BenchRecord>): String = Json.write(records.map { it.toMap() }) + "\n"
+        fun listJson(records: List<BenchRecord>): String = StrictJson.write(records.map { it.toMap() }) + "\n"
 
         /**
-         * [existing] (a records file's text, or null) with [record] appended. A file that is not a
-         * JSON list of objects is an error rather than silently overwritten.
+         * [existing] (a records file's text, or null) with [record] appended; the rows already there are
+         * kept as they are. A file that is not a JSON list of objects is an error rather than overwritten.
          */
         fun append(existing: String?, record: BenchRecord): String {
-            val rows = ArrayList<Any?>()
+            val rows = JsonArray()
             if (existing != null && existing.isNotBlank()) {
                 val parsed =
                     try {
-                        Json.parse(existing)
-                    } catch (e: DeepSquareError) {
-                        throw DeepSquareError("the records file is not valid JSON (${e.message}); move it away", e)
+                        StrictJson.tree(existing)
+                    } catch (e: StrictJson.Failure) {
+                        throw DeepSquareError("the records file cannot be read (${e.why}); move it away", e)
                     }
-                if (parsed !is List<*> || !parsed.all { it is Map<*, *> }) {
+                if (!parsed.isJsonArray || !parsed.asJsonArray.all { it.isJsonObject }) {
                     throw DeepSquareError("the records file is not a JSON list of records; move it away")
                 }
-                rows.addAll(parsed)
+                rows.addAll(parsed.asJsonArray)
             }
-            rows.add(record.toMap())
-            return Json.write(rows) + "\n"
+            rows.add(StrictJson.gson.toJsonTree(record.toMap()))
+            return StrictJson.write(rows) + "\n"
         }
     }
 }

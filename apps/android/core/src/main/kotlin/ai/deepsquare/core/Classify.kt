@@ -33,4 +33,12 @@ object Classify {
 
     fun topK(logits: FloatArray, classes: List<String>, k: Int = 5): List<Prediction> =
         topK(DoubleArray(logits.size) { logits[it].toDouble() }, classes, k)
+
+    /** Top-k of a model's outputs as [entry] says it returns them: logits, or probabilities (ranked by log p). */
+    fun topK(outputs: FloatArray, entry: FormatEntry, classes: List<String>, k: Int = 5): List<Prediction> =
+        if (entry.outputs == "probabilities") {
+            topK(DoubleArray(outputs.size) { kotlin.math.ln(maxOf(outputs[it].toDouble(), Double.MIN_VALUE)) }, classes, k)
+        } else {
+            topK(outputs, classes, k)
+        }
 }

@@ -1,6 +1,8 @@
 package ai.deepsquare.core
 
+import com.google.gson.JsonParser
 import org.junit.Assert.assertEquals
+import org.junit.Assert.assertTrue
 import org.junit.Test
 import java.io.File
 
@@ -43,26 +45,32 @@ class BenchRecordTest {
 
     @Test
     fun recordJsonRoundTripsAndAppends() {
-        val meta = Golden.meta
+        val meta = Fixtures.meta
         val record =
             BenchRecord.of(
                 meta, times, warmup = 5, threads = 4, initMs = 12.5,
-                machine = "JVM test (not a phone)", delegate = "xnnpack", appVersion = "0.1.0",
+                machine = "JVM test (not a phone)", accelerator = "cpu", input = "uint8", appVersion = "0.1.0",
             )
-        val gpu = record.copy(threads = null, initMs = null, extra = record.extra + ("delegate" to "gpu"))
+        val gpu = record.copy(threads = null, initMs = null, extra = record.extra + ("accelerator" to "gpu"))
         val text = BenchRecord.append(BenchRecord.listJson(listOf(record)), gpu)
-        val rows = Json.parse(text) as List<*>
-        assertEquals(2, rows.size)
-        val first = rows[0] as Map<*, *>
-        assertEquals("deepsquare-bench-record/1", first["schema"])
-        assertEquals("litert-android", first["runtime"])
-        assertEquals("shufflenetv2_x0_5", first["model"])
-        assertEquals(11L, first["runs"])
-        assertEquals(3.0, first["p50_ms"])
-        assertEquals(mapOf("delegate" to "xnnpack", "input_size" to 64L, "app_version" to "0.1.0"), first["extra"])
-        assertEquals(null, (rows[1] as Map<*, *>)["threads"])
+        val rows = JsonParser.parseString(text).asJsonArray
+        assertEquals(2, rows.size())
+        val first = rows[0].asJsonObject
+        assertEquals("deepsquare-bench-record/1", first["schema"].asString)
+        assertEquals("litert-android", first["runtime"].asString)
+        assertEquals("vanilla_cnn", first["model"].asString)
+        assertEquals("11", first["runs"].toString()) // a whole number stays one
+        assertEquals(3.0, first["p50_ms"].asDouble, 0.0)
+        val extra = first["extra"].asJsonObject
+        assertEquals(listOf("accelerator", "input", "input_size", "app_version"), extra.keySet().toList())
+        assertEquals("cpu", extra["accelerator"].asString)
+        assertEquals("CompiledModel", first["api"].asString)
+        assertTrue(rows[1].asJsonObject["threads"].isJsonNull) // written as null, not left out
+        // Rows already in the file are kept as they were written.
+        val kept = BenchRecord.append("[{\"runs\": 3, \"x\": 1.50}]", record)
+        assertTrue(kept, kept.contains("\"x\": 1.50"))
         expectError("the records file is not a JSON list of records") { BenchRecord.append("{\"a\": 1}", record) }
-        expectError("the records file is not valid JSON") { BenchRecord.append("[{", record) }
+        expectError("the records file cannot be read (not valid JSON") { BenchRecord.append("[{", record) }
         val out = System.getProperty("record.out").orEmpty()
         if (out.isNotEmpty()) {
             // The Python test loads this with deepsquare.runtime.bench_report.load_records and recomputes
