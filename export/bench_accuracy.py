@@ -92,9 +92,15 @@ def cached_predictions(
     """``measure()`` or the cached per-image top-1 classes; and when they were measured if from the cache."""
     version = runtime_version(runtime) if runtime != "pytorch" else f"torch {torch.__version__}"
     key = cache.key(
-        "predictions", sha=sha, runtime=version, precision=precision, data=data.spec, split=data.split,
-        images=len(data.labels), size=int(data.pixels.shape[1]),
-    )  # fmt: skip
+        "predictions",
+        sha=sha,
+        runtime=version,
+        precision=precision,
+        data=data.spec,
+        split=data.split,
+        images=len(data.labels),
+        size=int(data.pixels.shape[1]),
+    )
     hit = cache.get(key)
     if hit is not None:
         return hit["value"], hit["measured_at"]

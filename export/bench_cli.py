@@ -194,8 +194,10 @@ def run(args: argparse.Namespace) -> int:
     print(markdown_table(result))
     cache = result["cache"]
     if cache["reused"]:
-        print(f"{cache['reused']} of {cache['reused'] + cache['measured']} measurements came from the cache "
-              f"({cache['file']}; --no-cache to measure anew)")  # fmt: skip
+        print(
+            f"{cache['reused']} of {cache['reused'] + cache['measured']} measurements came from the cache "
+            f"({cache['file']}; --no-cache to measure anew)"
+        )
     if result["busy"]["warning"]:
         print(f"deepsquare bench: {result['busy']['warning']}")
     print(f"report: {args.out / 'bench.md'}")

@@ -71,10 +71,18 @@ def torch_row(checkpoint: Path, model: BenchModel, data: HeldOut | None, cache: 
     """The PyTorch reference row; its per-image list under ``_correct`` (dropped before writing)."""
     sha = cache.sha256(checkpoint)
     row: dict[str, Any] = {
-        "name": model.name, "arch": model.arch, "source": model.source, "format": "pytorch", "runtime": "pytorch",
-        "precision": "fp32", "size_kb": round(size_on_disk(checkpoint) / 1024), "sha256": sha,
-        "file": str(checkpoint), "threads": settings["threads"], "cached": {},
-    }  # fmt: skip
+        "name": model.name,
+        "arch": model.arch,
+        "source": model.source,
+        "format": "pytorch",
+        "runtime": "pytorch",
+        "precision": "fp32",
+        "size_kb": round(size_on_disk(checkpoint) / 1024),
+        "sha256": sha,
+        "file": str(checkpoint),
+        "threads": settings["threads"],
+        "cached": {},
+    }
     if data is not None:
         predicted, when = cached_predictions(
             cache, sha, "pytorch", "fp32", data, lambda: torch_predictions(checkpoint, data)
@@ -102,10 +110,19 @@ def file_row(
     path, runtime = model.files[fmt], FORMATS[fmt].runtime
     sha, precision, dtype = cache.sha256(path), model.precision_of(fmt), model.input_dtype(fmt)
     row: dict[str, Any] = {
-        "name": model.name, "arch": model.arch, "source": model.source, "format": fmt, "runtime": runtime,
-        "precision": precision, "input_dtype": dtype, "size_kb": model.size_kb(fmt), "sha256": sha,
-        "file": str(path), "threads": settings["threads"], "cached": {},
-    }  # fmt: skip
+        "name": model.name,
+        "arch": model.arch,
+        "source": model.source,
+        "format": fmt,
+        "runtime": runtime,
+        "precision": precision,
+        "input_dtype": dtype,
+        "size_kb": model.size_kb(fmt),
+        "sha256": sha,
+        "file": str(path),
+        "threads": settings["threads"],
+        "cached": {},
+    }
     if data is not None:
         try:
             predicted, when = cached_predictions(
@@ -132,16 +149,24 @@ def join_timing(row: dict[str, Any], result: dict[str, Any]) -> None:
     for record in result["records"]:
         extra = record["extra"]
         if (extra.get("source"), extra.get("name"), extra.get("format"), extra.get("precision"), record["threads"]) == (
-            row["source"], row["name"], row["format"], row["precision"], row["threads"]
-        ):  # fmt: skip
+            row["source"],
+            row["name"],
+            row["format"],
+            row["precision"],
+            row["threads"],
+        ):
             row.update(p50_ms=record["p50_ms"], p90_ms=record["p90_ms"], runs=record["runs"])
             row.update(p50_ci95=extra.get("p50_ci95"), p90_ci95=extra.get("p90_ci95"))
             row["cached"]["timing"] = extra.get("cached_at")
             extra.update({k: row.get(k) for k in FIGURES if row.get(k) is not None})
     for ratio in result["ratios"]:
         if (ratio["source"], ratio["name"], ratio["runtime"], ratio["precision"], ratio["threads"]) == (
-            row["source"], row["name"], row["runtime"], row["precision"], row["threads"]
-        ):  # fmt: skip
+            row["source"],
+            row["name"],
+            row["runtime"],
+            row["precision"],
+            row["threads"],
+        ):
             row.update(ratio=ratio["ratio"], ci95=ratio["ci95"], baseline=ratio["baseline"], vs_fp32=ratio["vs_fp32"])
 
 

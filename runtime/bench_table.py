@@ -140,8 +140,9 @@ def plot_pareto(result: dict[str, Any], path: Path) -> bool:
     fig, axis = plt.subplots(figsize=(7, 4.8))
     for r, (x, y) in zip(rows, points, strict=True):
         axis.scatter([x], [y])
-        axis.annotate(f"{r['name']} {r['format']} {r['precision']}", (x, y), fontsize=7, xytext=(3, 3),
-                      textcoords="offset points")  # fmt: skip
+        axis.annotate(
+            f"{r['name']} {r['format']} {r['precision']}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points"
+        )
     front = pareto_front(points)
     axis.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", linewidth=0.8, label="Pareto front")
     latencies = [x for x, _ in points]

@@ -33,8 +33,8 @@ class BenchRecord:
     machine: str
     max_ms: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # p95, memory, delegate, batch, ...
-    api: str | None = None  # the runtime's API that ran it (LiteRT: "CompiledModel" or "Interpreter"); None: unknown
     schema: str = SCHEMA
+    api: str | None = None  # the runtime's API that ran it (LiteRT: "CompiledModel" or "Interpreter"); None: unknown
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

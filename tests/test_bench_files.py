@@ -114,11 +114,33 @@ def test_a_damaged_cache_file_is_ignored(tmp_path: Path) -> None:
 def bench(bundle: Path, out: Path, *flags: str) -> tuple[subprocess.CompletedProcess, float]:
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "deepsquare.export.commands", "bench", str(bundle), "--to", "onnx", "--data",
-         "synthetic", "--images", "40", "--runs", "4", "--warmup", "1", "--cold-starts", "2", "--out", str(out),
-         "--quiet", *flags],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "deepsquare.export.commands",
+            "bench",
+            str(bundle),
+            "--to",
+            "onnx",
+            "--data",
+            "synthetic",
+            "--images",
+            "40",
+            "--runs",
+            "4",
+            "--warmup",
+            "1",
+            "--cold-starts",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return done, time.perf_counter() - start
 
 
