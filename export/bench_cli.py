@@ -51,8 +51,8 @@ says which rows came from the cache and when they were measured). --no-cache mea
 
 Every record and the table's header name the CPU model, its ISA extensions (AVX2, AVX-512,
 VNNI, NEON, dotprod, i8mm), the core count and the runtime versions. When the machine was busy
-(load average above the core count or CPU steal above 5% at the start or end, or a ratio's 95%
-interval wider than x1.2) one warning line says so.
+(load average above the core count plus one, or CPU steal above 5%, at the start or end; or a
+ratio's 95% interval wider than x1.2) one warning line says so.
 """
 
 from __future__ import annotations

@@ -120,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
 
 def alias_main(argv: list[str] | None = None) -> int:
     """``deepsquare-export ...``: the one kept alias, the same as ``deepsquare export ...``."""
-    from .commands import run_command
+    from .commands import main as deepsquare_main
 
-    return run_command(["export", *(sys.argv[1:] if argv is None else argv)])
+    return deepsquare_main(["export", *(sys.argv[1:] if argv is None else argv)])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -180,6 +180,9 @@ def run_command(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from deepsquare.runtime import quiet
+
+    quiet.SILENCE_NATIVE_EXIT = True  # the command owns its process; a library caller's stderr is never touched
     return run_command(argv)
 
 

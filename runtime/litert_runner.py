@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from . import quiet
 from .bundle import BundleMeta
 from .pixels import PixelInput, RuntimeUnavailable
 
@@ -82,10 +83,12 @@ def _environment(cm: Any) -> Any:
 
 def _quiet_exit() -> None:
     """At exit, after Python's own output: LiteRT's C++ statics log "DestroyAccelerator" lines to stderr as they are
-    destroyed, after every Python hook; the process's last stderr lines go to /dev/null instead."""
-    sys.stderr.flush()
-    with contextlib.suppress(OSError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    destroyed, after every Python hook. Under the ``deepsquare`` command (``quiet.SILENCE_NATIVE_EXIT``) the process's
+    last stderr lines go to /dev/null instead; a library caller's stderr is left alone."""
+    if quiet.SILENCE_NATIVE_EXIT:
+        sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
     _ENVIRONMENT.clear()
 
 

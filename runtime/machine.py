@@ -139,7 +139,7 @@ def load_snapshot() -> dict[str, float | None]:
 
 
 # The thresholds of the busy-machine warning (docs/guides/latency.md tells them).
-BUSY_LOAD_PER_CORE = 1.0  # load average above the core count: other work competed for the cores
+BUSY_LOAD_PER_CORE = 1.0  # load average above the core count plus one (the bench itself): others competed
 BUSY_STEAL_PCT = 5.0  # the hypervisor gave more than 5% of the CPU time to other guests
 BUSY_INTERVAL = 1.20  # a ratio's 95% interval wider than high/low = 1.2 (about +-9%)
 
@@ -153,7 +153,7 @@ def busy_reasons(
     cores = cores or cpu()["cores"]
     reasons = []
     loads = [s["load1"] for s in (start, end) if s.get("load1") is not None]
-    if loads and max(loads) > BUSY_LOAD_PER_CORE * cores:
+    if loads and max(loads) > BUSY_LOAD_PER_CORE * cores + 1:
         reasons.append(f"load average {max(loads):.1f} on {cores} cores")
     steal = steal_pct(start, end)
     if steal is not None and steal > BUSY_STEAL_PCT:

@@ -19,6 +19,11 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+# Set by the command line only (export/commands.py main): a native runtime's shutdown chatter (LiteRT's
+# "DestroyAccelerator" lines, written by C++ statics after every Python hook) may then be silenced at exit. A library
+# caller's stderr is never redirected.
+SILENCE_NATIVE_EXIT = False
+
 # Loggers the converters write notes to at INFO/WARNING level.
 CHATTY_LOGGERS = ("absl", "coremltools", "torch.onnx", "torch.export", "onnxscript", "litert_torch", "tensorflow")
 
