@@ -3,7 +3,7 @@
 Examples:
   deepsquare profile runs/sex/export                       # a bundle: its ONNX file in ONNX Runtime
   deepsquare profile runs/sex/export --against runs/gap/export --out runs/profile
-  deepsquare profile runs/sex/checkpoint.pt --against runs/gap/checkpoint.pt --threads 1 --runs 50
+  deepsquare profile runs/sex/model.ckpt --against runs/gap/model.ckpt --threads 1 --runs 50
   deepsquare profile model.onnx                            # a model file with its op map beside it
   deepsquare profile sp+ss+sex --against gap --input-size 224   # random-weight variants of --arch
 

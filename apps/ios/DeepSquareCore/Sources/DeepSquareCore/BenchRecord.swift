@@ -40,8 +40,8 @@ public struct BenchRecord: Codable, Equatable, Sendable {
     public var maxMs: Double?
     public var extra: RecordExtra
     /// The runtime's API that ran it; null for Core ML (one API).
-    public var api: String?
     public var schema: String
+    public var api: String?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case model
@@ -59,8 +59,8 @@ public struct BenchRecord: Codable, Equatable, Sendable {
         case machine
         case maxMs = "max_ms"
         case extra
-        case api
         case schema
+        case api
     }
 
     public init(model: String, variant: String, runtime: String = BenchRecord.runtimeName, threads: Int? = nil,
@@ -155,8 +155,8 @@ public struct BenchRecord: Codable, Equatable, Sendable {
         try c.encode(machine, forKey: .machine)
         try BenchRecord.encodeOrNull(maxMs, .maxMs, &c)
         try c.encode(extra, forKey: .extra)
-        try BenchRecord.encodeOrNull(api, .api, &c)
         try c.encode(schema, forKey: .schema)
+        try BenchRecord.encodeOrNull(api, .api, &c)
     }
 
     static func encodeOrNull<T: Encodable>(_ value: T?, _ key: CodingKeys,

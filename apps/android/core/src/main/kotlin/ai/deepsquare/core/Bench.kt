@@ -91,8 +91,8 @@ data class BenchRecord(
             "machine" to machine,
             "max_ms" to stats.maxMs,
             "extra" to extra,
-            "api" to api,
             "schema" to SCHEMA,
+            "api" to api,
         )
 
     companion object {
