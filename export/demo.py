@@ -27,6 +27,7 @@ from deepsquare.train.zoo_table import TORCHVISION_COUNTS, markdown_table, param
 
 from . import bench
 from .bench_isqrt import run as time_isqrt
+from .demo_samples import sample_answers, samples_markdown
 from .pipeline import ExportError, ExportRequest, prepare_out, run_export
 
 ARCH = "shufflenetv2_x0_5"
@@ -160,6 +161,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Data: {report['data']}, {report['epochs']} epochs, seed {report['seed']}, dropout {report['dropout']} for "
         "every variant.",
         "",
+        *samples_markdown(report["samples"], Path(report["out"])),
         "## ShuffleNetV2 x0.5: accuracy, export parity, size, latency of the exported files",
         "",
         f"| model | val top-1 | {split} top-1 | vs gap on {split}, points (95% CI) | params train -> deploy | "
@@ -250,6 +252,9 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"deepsquare demo: error: {exc}", file=sys.stderr)
         return 1
     paired_to_baseline(runs)
+    samples = sample_answers(args.out / runs[-1]["name"] / "export")
+    right = sum(r["top1"] == r["label"] for r in samples.get("rows", []))
+    log(f"    held-out samples answered by {runs[-1]['name']}: {right} of {len(samples.get('rows', []))} right")
     log(
         "3/4 latency, batch 1, 1 thread, ONNX Runtime, LiteRT and ExecuTorch: the exported models, and the 224x224 "
         "ImageNet shape"
@@ -276,6 +281,8 @@ def run_demo(args: argparse.Namespace) -> int:
             "torch": str(torch.__version__),
             "threads": torch.get_num_threads(),
         },
+        "out": str(args.out),
+        "samples": samples,
         "data": args.data,
         "epochs": args.epochs,
         "seed": args.seed,
