@@ -32,7 +32,7 @@ from deepsquare.runtime.bundle import load_bundle
 from deepsquare.runtime.preprocess import normalize_nchw
 from deepsquare.runtime.runners import LiteRTRunner
 
-SCHEMA = "deepsquare-golden/1"
+SCHEMA = "deepsquare-photo-golden/1"  # the photos' goldens (a bundle's own golden.json is deepsquare-golden/1)
 
 
 def softmax(logits: np.ndarray) -> list[float]:
