@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .bench_table import files_table, machine_header, plot_pareto
-from .files import write_text_atomically
+from .files import write_atomically, write_text_atomically
 from .records import BenchRecord
 
 
@@ -230,8 +230,6 @@ def plot(result: dict[str, Any], path: Path) -> bool:
     for axis in (left, right):
         axis.legend(fontsize=7)
     fig.tight_layout()
-    partial = path.with_name(f".{path.name}.partial.png")
-    fig.savefig(partial, dpi=110)
+    write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
-    partial.replace(path)
     return True

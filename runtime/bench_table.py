@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .files import write_atomically
 from .machine import busy_reasons, busy_warning, cpu_line, steal_pct
 
 
@@ -154,8 +155,6 @@ def plot_pareto(result: dict[str, Any], path: Path) -> bool:
     axis.set_title(f"accuracy vs latency, {rows[0]['threads']} thread(s)\n{where}", fontsize=8)
     axis.legend(fontsize=7)
     fig.tight_layout()
-    partial = path.with_name(f".{path.name}.partial.png")
-    fig.savefig(partial, dpi=110)
+    write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
-    partial.replace(path)
     return True

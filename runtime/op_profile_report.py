@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .files import write_text_atomically
+from .files import write_atomically, write_text_atomically
 from .op_profile import RuntimeProfile
 
 AGREEMENT = 0.10  # the per-op sum should be within 10% of the whole-model time; the table says when it is not
@@ -132,10 +132,8 @@ def plot(profiles: list[RuntimeProfile], path: Path) -> bool:
     ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
-    tmp.replace(path)
     return True
 
 

@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from deepsquare.runtime.files import write_text_atomically
+from deepsquare.runtime.files import write_atomically, write_text_atomically
 
 from .stats import mean_interval
 
@@ -112,10 +112,8 @@ def plot(rows: list[dict[str, Any]], path: Path, results: list[dict[str, Any]]) 
     axis.set_yticks(range(len(shown)), [r["name"] for r in shown])
     axis.set_xlabel(f"{split_note(results)[0]} top-1 difference to the baseline, points (95% CI, paired by seed)")
     fig.tight_layout()
-    partial = path.with_name(f".{path.name}.partial.png")
-    fig.savefig(partial, dpi=110)
+    write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
-    partial.replace(path)
 
 
 def write_outputs(results: list[dict[str, Any]], rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
