@@ -18,6 +18,7 @@ from deepsquare.runtime.bench_plan import check_precisions
 from deepsquare.runtime.bundle import BundleError, BundleMeta, load_bundle
 from deepsquare.runtime.formats import FORMATS, by_runtime
 from deepsquare.runtime.latency import BenchModel, LatencyPlan, timeable_runtimes
+from deepsquare.runtime.options import DEFAULT_ARCH
 from deepsquare.runtime.quiet import quiet
 from deepsquare.runtime.runners import open_model_file
 from deepsquare.train import ARCHS, build_model, count_parameters, parse_variant
@@ -29,7 +30,6 @@ from .converters import CONVERTERS
 from .deploy import deploy_transform
 from .pipeline import calibration_batch, format_entry
 
-DEFAULT_ARCH = "shufflenetv2_x0_5"
 DEFAULT_VARIANTS = "gap,se,sp,ss,sex,sen,sp+sex"
 RANDOM_WEIGHTS = "random weights, BN set on random batches"
 CALIBRATION_IMAGES = 16  # int8 scales only: the quantized graph, hence the latency, does not depend on them

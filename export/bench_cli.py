@@ -61,6 +61,7 @@ import argparse
 import sys
 
 from deepsquare.runtime.options import (
+    DEFAULT_ARCH,
     UsageError,
     add_formats,
     add_out,
@@ -73,7 +74,6 @@ from deepsquare.runtime.options import (
     one_value,
 )
 
-DEFAULT_ARCH = "shufflenetv2_x0_5"
 DATA_KINDS = ("digits", "synthetic", "imagefolder", "cifar10", "cifar100")  # train/data.py's, without torch
 DEFAULT_VARIANTS = "gap,se,sp,ss,sex,sen,sp+sex"
 

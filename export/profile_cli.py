@@ -39,6 +39,7 @@ from deepsquare.runtime.op_profile import OpProfileError, decompose
 from deepsquare.runtime.op_profile_report import decomposition_lines, profile_lines, write_outputs
 from deepsquare.runtime.op_profile_runtimes import LITERT_NOTE, ProfileTarget, profile_onnxruntime
 from deepsquare.runtime.options import (
+    DEFAULT_ARCH,
     UsageError,
     add_formats,
     add_out,
@@ -52,7 +53,6 @@ from deepsquare.runtime.options import (
 from deepsquare.runtime.timing import TimingPlan
 
 PROFILED = ("onnx", "executorch")
-DEFAULT_ARCH = "shufflenetv2_x0_5"
 VARIANT_NAME = re.compile(r"^[a-z0-9_]+(\+[a-z0-9_]+)*$")  # formats whose runtime's per-op profiler runs here
 
 

@@ -111,6 +111,9 @@ def add_verbosity(parser: argparse.ArgumentParser) -> None:
     )
 
 
+DEFAULT_ARCH = "shufflenetv2_x0_5"  # the backbone of random-weight models (bench, profile) when none is named
+
+
 class UsageError(ValueError):
     """A bad flag value found after parsing; ``deepsquare`` reports it like argparse does (usage, exit 2)."""
 
