@@ -67,6 +67,8 @@ def export(
     input: str = "float",
     require_delegated: bool = False,
     parity_report: bool = False,
+    keep_float: str = "auto",
+    sensitivity: bool = False,
     verbose: bool = False,
     log: Callable[[str], None] | None = print,
 ) -> ExportResult:
@@ -88,6 +90,11 @@ def export(
             export's report names each op and its module either way).
         parity_report: compare every module's output with the PyTorch deploy model in each format that exposes
             intermediate tensors (``parity_layers.json`` / ``.md``; done anyway for a format whose gate fails).
+        keep_float: int8 only: what stays float, ``"auto"`` (each format's measured default), ``"none"``, or
+            comma-separated unit kinds and/or module paths (``"se,classifier"``; the kinds:
+            [UNIT_KINDS][deepsquare.export.int8_units.UNIT_KINDS]).
+        sensitivity: int8 only: quantize one unit kind at a time and keep the sensitive ones float, per format
+            (instead of ``keep_float``).
         verbose: show the converters' own output.
         log: where progress lines go (``None``: nowhere).
 
@@ -120,8 +127,17 @@ def export(
         input=input,
         require_delegated=require_delegated,
         parity_report=parity_report,
+        keep_float=keep_float,
+        sensitivity=sensitivity,
     )
-    done = export_bundle(request, log=log or (lambda line: None))
+    result = export_result(export_bundle(request, log=log or (lambda line: None)), bundle)
+    if not result.ok:
+        raise ExportFailed(result)
+    return result
+
+
+def export_result(done: Any, bundle: Path) -> ExportResult:
+    """What :func:`export` returns for the pipeline's ``Exported`` ``done`` of the bundle folder ``bundle``."""
     result = ExportResult(out=bundle, report=done.report, report_file=done.report_file)
     for name, record in done.report["formats"].items():
         result.parity[name] = dict(record.get("parity") or {})
@@ -129,8 +145,6 @@ def export(
         if done.ok and path.exists():  # a failed export published nothing: files in --out are the previous bundle's
             result.files[name] = path
             result.sizes[name] = size_on_disk(path)
-    if not result.ok:
-        raise ExportFailed(result)
     return result
 
 

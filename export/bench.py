@@ -28,6 +28,7 @@ from deepsquare.train.data import DataError
 from .complexity import count_ops
 from .converters import CONVERTERS
 from .deploy import deploy_transform
+from .int8_units import resolve_keep_float
 from .pipeline import calibration_batch, format_entry
 
 DEFAULT_VARIANTS = "gap,se,sp,ss,sex,sen,sp+sex"
@@ -91,8 +92,11 @@ def export_for_bench(
         files = {}
         for fmt in sorted(f for f in formats if precision in FORMATS[f].precisions):
             entry_meta = BundleMeta(**{**meta.__dict__, "formats": {fmt: format_entry(FORMATS[fmt], precision)}})
+            model = deployed.for_format(fmt)
+            # int8: what `deepsquare export` keeps float by default (--keep-float auto): the file shipped
+            kept = {"keep_float": resolve_keep_float(model, "auto", fmt)} if precision == "int8" else {}
             with quiet():
-                CONVERTERS[fmt](deployed.for_format(fmt), example, where, entry_meta, **kwargs)
+                CONVERTERS[fmt](model, example, where, entry_meta, **kwargs, **kept)
             files[fmt] = where / FORMATS[fmt].file
         models.append(
             BenchModel(

@@ -3,6 +3,7 @@
 Examples:
   deepsquare export runs/sq/model.ckpt --to all --out runs/sq/export
   deepsquare export runs/sq/model.ckpt --to onnx,tflite --precision int8 --calib synthetic
+  deepsquare export runs/sq/model.ckpt --to onnx --precision int8 --keep-float se,classifier
   deepsquare export runs/sq/model.ckpt --to tflite,executorch --require-delegated --parity-report
   deepsquare export runs/sq/model.ckpt --to onnx,tflite,executorch --input uint8   # graphs take RGB pixels
   deepsquare-export runs/sq/model.ckpt --to onnx          # the same command under its short alias
@@ -63,6 +64,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="compare every module's output with PyTorch in each format (parity_layers.json/.md); "
         "also done for a format whose parity gate fails",
     )
+    parser.add_argument(
+        "--keep-float",
+        default="auto",
+        metavar="SPEC",
+        help="int8: what stays float: auto (each format's measured default), none, or comma-separated unit kinds "
+        "(stem, depthwise, se, classifier, ...: export/int8_units.py) and/or module paths (stage4.3.attention)",
+    )
+    parser.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="int8: quantize one unit kind at a time, measure top-1 agreement and held-out accuracy, and keep "
+        "the sensitive kinds float in each format (instead of --keep-float)",
+    )
     add_verbosity(parser)
 
 
@@ -72,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
             f"--precision takes one value in export (a bundle holds one file per format), got "
             f"{','.join(args.precision)}: export each precision into its own --out"
         )
+    from .int8_units import int8_options_problem
+
+    precision = args.precision[0] if args.precision else None
+    problem = int8_options_problem(precision, args.keep_float, args.sensitivity)
+    if problem:
+        raise UsageError(problem)
     # Imported after parsing: --help and bad flags answer without loading torch.
     from deepsquare.train.checkpoint import CheckpointError
     from deepsquare.train.data import DataError
@@ -87,13 +107,15 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint,
             to=args.to,
             out=out,
-            precision=args.precision[0] if args.precision else None,
+            precision=precision,
             calib=args.calib,
             samples=args.samples,
             jobs=args.jobs,
             input=args.input,
             require_delegated=args.require_delegated,
             parity_report=args.parity_report,
+            keep_float=args.keep_float,
+            sensitivity=args.sensitivity,
             verbose=args.verbose,
             log=None if args.quiet else print,
         )

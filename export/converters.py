@@ -23,9 +23,13 @@ from deepsquare.runtime.formats import FORMATS
 
 from .coreml import convert_coreml
 from .delegation import executorch_delegation
+from .int8_units import under_any
 from .needs import need
 from .op_map import onnx_op_map, onnx_scopes, write_op_map
-from .quantize import cast_weights_fp16, quantize_int8, quantize_onnx_int8
+from .prologue import PixelPrologue
+from .quantize import quantize_onnx_int8
+from .quantize_executorch import quantize_program
+from .quantize_tflite import cast_weights_fp16, kept_scopes, quantize_int8
 from .tflite_metadata import add_tflite_metadata, tflite_op_names
 
 Converter = Callable[..., dict[str, Any]]
@@ -51,8 +55,10 @@ def export_onnx(
     meta: BundleMeta,
     precision: str = "fp32",
     calibration: Tensor | None = None,
+    keep_float: tuple[str, ...] = (),
     **_: Any,
 ) -> dict[str, Any]:
+    """torch.onnx (dynamo) -> onnxsim -> int8: ORT's QDQ quantizer, the nodes of ``keep_float`` modules in float."""
     onnx = need("onnx", "onnx")
     need("onnxscript", "onnx")
     onnxsim = need("onnxsim", "onnx")
@@ -77,8 +83,11 @@ def export_onnx(
     simplified, ok = onnxsim.simplify(graph)
     if ok:
         graph = simplified
+    kept: dict[str, Any] = {}
     if precision == "int8":
-        graph = quantize_onnx_int8(graph, calibration if calibration is not None else example)
+        graph, scopes, kept = onnx_int8(
+            graph, scopes, model, calibration if calibration is not None else example, keep_float
+        )
     del graph.metadata_props[:]
     for key, value in meta.flat_metadata().items():
         graph.metadata_props.add(key=key, value=value)
@@ -93,7 +102,26 @@ def export_onnx(
         "nodes_after_simplify": len(graph.graph.node),
         "simplified": bool(ok),
         "op_types": sorted({n.op_type for n in graph.graph.node}),
+        **kept,
     }
+
+
+def onnx_int8(
+    graph: Any, scopes: dict, model: nn.Module, calibration: Tensor, keep_float: tuple[str, ...]
+) -> tuple[Any, dict, dict[str, Any]]:
+    """The int8 graph, the scopes that map its nodes to modules, and what it kept float (for the report).
+
+    The module of each simplified node is read once, before quantization (op_map fills the exporter's unscoped
+    nodes, the Split of ``x.chunk``, from their neighbours); the Q/DQ pairs the quantizer adds between a Split and
+    the unit before it would otherwise pull the Split into that unit."""
+    paths = tuple(f"model.{p}" for p in keep_float) if isinstance(model, PixelPrologue) else keep_float
+    ops = onnx_op_map(graph, scopes, model)["ops"]
+    modules = {op["name"]: op["module"] for op in ops}
+    known = {
+        key: (op["module"], op["class"]) for op in ops for key in (op["name"], *(f"tensor:{t}" for t in op["outputs"]))
+    }
+    kept = {"keep_float": list(keep_float), "float_ops": sum(under_any(m, paths) for m in modules.values())}
+    return quantize_onnx_int8(graph, calibration, paths, modules), {**scopes, **known}, kept
 
 
 # --- TFLite -----------------------------------------------------------------------------
@@ -105,8 +133,11 @@ def export_tflite(
     meta: BundleMeta,
     precision: str = "fp32",
     calibration: Tensor | None = None,
+    keep_float: tuple[str, ...] = (),
     **_: Any,
 ) -> dict[str, Any]:
+    """litert_torch -> ``.tflite`` (NHWC in and out); int8: ai-edge-quantizer, the ops of ``keep_float`` modules
+    in float (``deepsquare.export.quantize_tflite``); fp16: float16 weights."""
     litert_torch = need("litert_torch", "tflite")
     need("ai_edge_litert", "tflite")
     path = folder / FORMATS["tflite"].file
@@ -120,15 +151,18 @@ def export_tflite(
         float_path = Path(tmp) / "float.tflite"
         edge.export(str(float_path))
         buf = float_path.read_bytes()
+        kept: dict[str, Any] = {}
         if precision == "int8":
-            buf = quantize_int8(float_path, calibration if calibration is not None else example)
+            paths = tuple(f"model.{p}" for p in keep_float) if isinstance(model, PixelPrologue) else keep_float
+            kept = {"keep_float": list(keep_float), "float_ops": len(kept_scopes(float_path, paths))}
+            buf = quantize_int8(float_path, calibration if calibration is not None else example, paths)
         elif precision == "fp16":
             buf = cast_weights_fp16(float_path)
     labels = "\n".join(meta.classes).encode()
     buf = add_tflite_metadata(buf, {"deepsquare_bundle": meta.to_json().encode(), "labels.txt": labels})
     path.write_bytes(buf)
     ops = tflite_op_names(buf)
-    return {"file": path.name, "precision": precision, "op_types": sorted(set(ops)), "op_count": len(ops)}
+    return {"file": path.name, "precision": precision, "op_types": sorted(set(ops)), "op_count": len(ops), **kept}
 
 
 # --- Core ML ----------------------------------------------------------------------------
@@ -141,14 +175,28 @@ def export_coreml(
 
 # --- ExecuTorch -------------------------------------------------------------------------
 @converter("executorch")
-def export_executorch(model: nn.Module, example: Tensor, folder: Path, meta: BundleMeta, **_: Any) -> dict[str, Any]:
-    """torch.export -> edge dialect -> XNNPACK-lowered ``.pte`` (batch 1, NCHW), PyTorch's on-device format."""
+def export_executorch(
+    model: nn.Module,
+    example: Tensor,
+    folder: Path,
+    meta: BundleMeta,
+    precision: str = "fp32",
+    calibration: Tensor | None = None,
+    keep_float: tuple[str, ...] = (),
+    **_: Any,
+) -> dict[str, Any]:
+    """torch.export -> edge dialect -> XNNPACK-lowered ``.pte`` (batch 1, NCHW), PyTorch's on-device format; int8:
+    PT2E static quantization first (``deepsquare.export.quantize_executorch``)."""
     need("executorch", "executorch")
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     path = folder / FORMATS["executorch"].file
-    program = torch.export.export(model.eval(), (example[:1].contiguous(),))
+    quantized: dict[str, Any] = {}
+    if precision == "int8":
+        program, quantized = quantize_program(model, example, calibration, keep_float)
+    else:
+        program = torch.export.export(model.eval(), (example[:1].contiguous(),))
     lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
     ops = sorted({str(node.target) for node in lowered.exported_program().graph.nodes if node.op == "call_function"})
     delegation = executorch_delegation(lowered)  # export/delegation.py: before to_executorch() rewrites the program
@@ -160,4 +208,6 @@ def export_executorch(model: nn.Module, example: Tensor, folder: Path, meta: Bun
         "xnnpack_delegated": bool(delegated),
         "delegation": delegation,
         "metadata": "model.json only (a .pte has no metadata slot)",
+        "precision": precision,
+        **quantized,
     }

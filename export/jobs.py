@@ -52,7 +52,9 @@ def convert_and_verify(
     has_real: bool,
     verbose: bool,
     reports: ReportOptions | None = None,
+    keep_float: tuple[str, ...] = (),
 ) -> FormatOutcome:
+    """Convert one format and check it; ``keep_float``: int8 only, module paths of ``deployed`` kept float."""
     entry = format_entry(fmt, precision, meta.input)
     meta_with_entry = BundleMeta(**{**meta.__dict__, "formats": {fmt.name: entry}})
     # --input uint8: the model with its prologue, fed the pixels of the same images (export/prologue.py)
@@ -60,7 +62,13 @@ def convert_and_verify(
     with quiet(verbose) as captured:
         try:
             info = CONVERTERS[fmt.name](
-                model, example, staging, meta_with_entry, precision=precision, calibration=calibration
+                model,
+                example,
+                staging,
+                meta_with_entry,
+                precision=precision,
+                calibration=calibration,
+                keep_float=keep_float if precision == "int8" else (),
             )
         except ConverterMissing:
             raise
@@ -70,6 +78,8 @@ def convert_and_verify(
             failure = None
     if failure is not None:
         return FormatOutcome(False, f"conversion failed: {failure}", info={"converter_output": captured.tail()})
+    if precision == "int8":  # export_report.json: what this int8 file keeps in float
+        info.setdefault("keep_float", list(keep_float))
     # Quantized models are calibrated on real images: judge them on those alone.
     judged = slice(RANDOM_SAMPLES, None) if precision != "fp32" and has_real else slice(None)
     with quiet(verbose):
@@ -93,6 +103,7 @@ class ConvertJob:
     calibration: torch.Tensor | None
     verbose: bool
     reports: ReportOptions | None = None  # --require-delegated, --parity-report
+    keep_float: tuple[str, ...] = ()  # int8: module paths of ``deployed`` kept float (export/int8_units.py)
 
 
 def run_job(job: ConvertJob) -> tuple[FormatOutcome, float]:
@@ -110,6 +121,7 @@ def run_job(job: ConvertJob) -> tuple[FormatOutcome, float]:
         has_real,
         job.verbose,
         job.reports,
+        job.keep_float,
     )
     return outcome, time.perf_counter() - started
 

@@ -44,6 +44,7 @@ from .complexity import count_ops
 from .deploy import DeployReport, deploy_transform
 from .format_reports import ReportOptions, summary_phrases
 from .golden import write_contract_files
+from .int8_units import resolve_keep_float
 from .jobs import ConvertJob, format_entry, run_jobs
 from .parity_layers import layer_files, take_layer_records, write_layer_report
 from .publish import FAILED_REPORT_SUFFIX, REPORT, bundle_target, new_staging, publish, recover, report_path
@@ -235,12 +236,15 @@ def export_bundle(request: ExportRequest, log: Callable[[str], None] = print) ->
         }
         needs_calibration = any(precision_for(FORMATS[n], request.precision) == "int8" for n in request.formats)
         calibration = calibration_batch(request.calib, ckpt) if needs_calibration else None
+        keep_float, swept = keep_float_choice(request, deployed, log)  # a bad module path: refused here
         for note in recover(request.out):
             log(note)
         staging = new_staging(request.out)
         try:
+            if swept is not None:  # --sensitivity: sensitivity.json / .md in the bundle
+                swept.write(staging)
             all_ok, records = convert_all(
-                make_jobs(request, deployed, calibration, staging), deployed, request, staging, log
+                make_jobs(request, deployed, calibration, staging, keep_float), deployed, request, staging, log
             )
             report["formats"] = {name: records[name] for name in request.formats}  # in the order asked
             report["wall_s"] = round(time.perf_counter() - started, 1)
@@ -258,8 +262,33 @@ def export_bundle(request: ExportRequest, log: Callable[[str], None] = print) ->
     return Exported(all_ok, report, report_file)
 
 
+def keep_float_choice(
+    request: ExportRequest, deployed: Deployed, log: Callable[[str], None]
+) -> tuple[dict[str, tuple[str, ...]], Any]:
+    """Each int8 format's module paths kept in float: ``--keep-float`` resolved on the deploy model, or the
+    ``--sensitivity`` sweep's choice (export/sensitivity.py: on the checkpoint's held-out split); and the sweep's
+    result (None without ``--sensitivity``)."""
+    int8 = [name for name in request.formats if precision_for(FORMATS[name], request.precision) == "int8"]
+    if not int8:
+        return {}, None
+    if request.sensitivity:
+        from .sensitivity import sweep
+
+        swept = sweep(request.checkpoint, int8, log=log, verbose=request.verbose)
+        return {name: swept.chosen().get(name, ()) for name in int8}, swept
+    chosen = {name: resolve_keep_float(deployed.model, request.keep_float, name) for name in int8}
+    for name, paths in chosen.items():
+        if paths:
+            log(f"{name}: int8, {len(paths)} module(s) kept float ({', '.join(paths[:4])}{', ...' * (len(paths) > 4)})")
+    return chosen, None
+
+
 def make_jobs(
-    request: ExportRequest, deployed: Deployed, calibration: torch.Tensor | None, staging: Path
+    request: ExportRequest,
+    deployed: Deployed,
+    calibration: torch.Tensor | None,
+    staging: Path,
+    keep_float: dict[str, tuple[str, ...]] | None = None,
 ) -> list[ConvertJob]:
     jobs = [
         ConvertJob(
@@ -273,6 +302,7 @@ def make_jobs(
             calibration,
             request.verbose,
             ReportOptions(request.require_delegated, request.parity_report),
+            (keep_float or {}).get(name, ()),
         )
         for name in request.formats
     ]

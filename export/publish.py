@@ -30,6 +30,9 @@ from deepsquare.runtime.formats import FORMATS
 from deepsquare.runtime.op_profile import op_map_path
 from deepsquare.runtime.schema import BUNDLE_COPY
 
+from .sensitivity_report import JSON_NAME as SENSITIVITY_JSON
+from .sensitivity_report import MARKDOWN_NAME as SENSITIVITY_MD
+
 REPORT = "export_report.json"
 FAILED_REPORT_SUFFIX = ".failed-export_report.json"  # beside --out: the report of an export that was not published
 RENAME_EXCHANGE = 2  # linux/fs.h
@@ -62,6 +65,7 @@ def bundle_file_names() -> set[str]:
     contract = {BUNDLE_COPY, GOLDEN_FILE, "golden.png", SAMPLES_FILE, "samples"}  # export/golden.py writes them
     layers = {"parity_layers.json", "parity_layers.md"}  # export/parity_layers.py (--parity-report)
     layers |= {name for fmt in FORMATS.values() for name in fmt.companions}  # model.ort's operator config
+    layers |= {SENSITIVITY_JSON, SENSITIVITY_MD}  # export/sensitivity.py (--sensitivity)
     return {fmt.file for fmt in FORMATS.values()} | op_maps | contract | layers | {SIDECAR, REPORT}
 
 

@@ -12,13 +12,11 @@ from deepsquare.runtime.formats import FORMATS, Format, parse_format_names
 from deepsquare.runtime.options import jobs_or_cores
 from deepsquare.train.checkpoint import CheckpointError
 
+from .errors import ExportError
+from .int8_units import int8_options_problem
 from .needs import ConverterMissing
 
 INPUT_KINDS = ("float", "uint8")  # --input: normalized float (as trained), or uint8 pixels with the prologue
-
-
-class ExportError(RuntimeError):
-    """A problem with the request itself (bad --to, unwritable --out, missing converter)."""
 
 
 @dataclass
@@ -34,6 +32,8 @@ class ExportRequest:
     require_delegated: bool = False  # fail a TFLite / ExecuTorch graph that leaves an op outside XNNPACK
     parity_report: bool = False  # layer-wise parity of every format (parity_layers.json/.md), not only failed ones
     input: str = "float"  # "uint8": the graphs take RGB pixels, normalization inside (export/prologue.py)
+    keep_float: str = "auto"  # int8: units kept float: auto, none, or slugs/module paths (export/int8_units.py)
+    sensitivity: bool = False  # int8: choose what stays float per format by a sweep (export/sensitivity.py)
 
     def workers(self) -> int:
         wanted = jobs_or_cores(self.jobs)  # the one rule for --jobs 0
@@ -67,6 +67,9 @@ def check_request(request: ExportRequest) -> None:
         raise ExportError(f"--samples must be >= 0, got {request.samples}")
     if request.input not in INPUT_KINDS:
         raise ExportError(f"--input must be one of {', '.join(INPUT_KINDS)}, got {request.input!r}")
+    problem = int8_options_problem(request.precision, request.keep_float, request.sensitivity)
+    if problem:
+        raise ExportError(problem)
     if request.jobs < 0:
         raise ExportError(f"--jobs must be >= 0 (0: one per core), got {request.jobs}")
     for name in request.formats:

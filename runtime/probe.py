@@ -1,8 +1,10 @@
 """Open and run a model file once in a child process: a runtime that crashes on a file (a segfault in a
 delegate) takes the child down, not the caller.
 
-Measured here: LiteRT's XNNPACK delegate crashes (signal 11, or "failed to create XNNPACK runtime") on the static
-int8 TFLite file of ShuffleNetV2 x0.5 ``sen``; nothing in Python can catch a segfault in the same process.
+Measured here: LiteRT's XNNPACK delegate crashed (signal 11, "double free", or "failed to create XNNPACK runtime")
+on static int8 TFLite files of ShuffleNetV2 x0.5 ``se`` (a 1x1 convolution with one output channel: the SE squeeze of
+a 24-channel block, export/quantize_tflite.py now keeps it float); nothing in Python can catch a segfault in the same
+process.
 """
 
 from __future__ import annotations
@@ -45,5 +47,15 @@ def crash_reason(
     if done.returncode < 0:
         name = signal.Signals(-done.returncode).name
         return f"the runtime crashed ({name}) opening or running it"
-    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-    return " ".join((lines[-1] if lines else f"exit status {done.returncode}").split())[:300]
+    return " ".join(error_line(done.stderr, done.returncode).split())[:300]
+
+
+def error_line(stderr: str, returncode: int) -> str:
+    """The line of a failed child's stderr that says why: the last error, not a runtime's log lines after it
+    (LiteRT logs "DestroyAccelerator" lines as it exits)."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "ERROR" in line]
+    logs = ("INFO:", "WARNING:", "VERBOSE:")
+    others = [line for line in lines if not line.lstrip().startswith(logs)]
+    chosen = errors or others or lines
+    return chosen[-1] if chosen else f"exit status {returncode}"

@@ -268,7 +268,7 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
         (
             ["--to", "onnx,executorch", "--precision", "fp16"],
             "precision 'fp16' is offered by none of the timed runtimes (onnxruntime: fp32, "
-            "int8; executorch: fp32); choose other --precision or --to",
+            "int8; executorch: fp32, int8); choose other --precision or --to",
         ),
     ],
 )
@@ -351,11 +351,11 @@ def test_onnx_runtime_sessions_do_not_spin_between_runs(tmp_path: Path) -> None:
 
 
 def test_precisions_a_runtime_lacks_are_skipped_with_a_note() -> None:
-    notes = bench_plan.check_precisions(["onnxruntime", "executorch"], ["fp32", "int8"])
+    notes = bench_plan.check_precisions(["onnxruntime", "coreml"], ["fp32", "int8"])
     assert notes == [
-        "executorch does not offer int8 (onnxruntime: fp32, int8; executorch: fp32): int8 is timed in onnxruntime only"
+        "coreml does not offer int8 (onnxruntime: fp32, int8; coreml: fp16, fp32): int8 is timed in onnxruntime only"
     ]
-    assert bench_plan.check_precisions(["onnxruntime", "litert"], ["fp32", "int8"]) == []
+    assert bench_plan.check_precisions(["onnxruntime", "litert", "executorch"], ["fp32", "int8"]) == []
     with pytest.raises(ValueError, match="--precision needs at least one precision"):
         bench_plan.check_precisions(["onnxruntime"], [])
 

@@ -71,8 +71,8 @@ def test_a_new_format_is_one_row_and_one_converter(tmp_path: Path, alt_format) -
 
 
 def test_precision_is_checked_against_the_table_before_any_work(tmp_path: Path) -> None:
-    with pytest.raises(ExportError, match="precision 'int8' is offered by none of coreml, executorch"):
-        check_request(ExportRequest(tmp_path / "missing.ckpt", ["coreml", "executorch"], tmp_path / "out", "int8"))
+    with pytest.raises(ExportError, match="precision 'fp16' is offered by none of onnx, executorch"):
+        check_request(ExportRequest(tmp_path / "missing.ckpt", ["onnx", "executorch"], tmp_path / "out", "fp16"))
     assert not (tmp_path / "out").exists()
 
 
