@@ -156,3 +156,22 @@ def test_a_sweep_measures_every_kind_and_writes_its_report(tmp_path: Path) -> No
     assert "32 test images" in result.data or "32 val images" in result.data
     saved = json.loads((tmp_path / "report" / JSON_NAME).read_text())
     assert saved["formats"]["onnx"]["keep_float"] == list(onnx.keep_float)
+
+
+@pytest.mark.slow
+def test_defaults_only_measures_all_int8_and_the_formats_default(tmp_path: Path) -> None:
+    """``--defaults-only`` (the docs' table): two files per format, all int8 and ``--keep-float auto``."""
+    pytest.importorskip("onnxruntime")
+    from export_helpers import write_checkpoint
+
+    from deepsquare.export.int8_units import DEFAULT_KEEP_FLOAT
+    from deepsquare.export.sensitivity import main
+
+    assert DEFAULT_KEEP_FLOAT["onnx"] == ("square-softmin",)
+    ckpt = write_checkpoint(tmp_path, "vanilla_cnn", "sp+ss")
+    assert main([str(ckpt), "--to", "onnx", "--defaults-only", "--out", str(tmp_path / "table")]) == 0
+    saved = json.loads((tmp_path / "table" / "vanilla_cnn-sp+ss" / JSON_NAME).read_text())
+    onnx = saved["formats"]["onnx"]
+    assert onnx["alone"] == []
+    assert [m["keep_float"] for m in onnx["fallback"]] == [["square-softmin"]]
+    assert onnx["keep_float"] == ["square-softmin"] and onnx["keep_float_paths"]
