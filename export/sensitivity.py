@@ -326,6 +326,7 @@ def sweep(
 def main(argv: list[str] | None = None) -> int:
     """``python -m deepsquare.export.sensitivity CKPT... --to onnx,tflite --out DIR [--defaults-only]``."""
     import argparse
+    import sys
 
     parser = argparse.ArgumentParser(prog="python -m deepsquare.export.sensitivity", description=main.__doc__)
     parser.add_argument("checkpoints", nargs="+", type=Path, help="model.ckpt files to sweep")
@@ -333,10 +334,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="DIR/<arch>-<variant>/sensitivity.json per checkpoint")
     parser.add_argument("--defaults-only", action="store_true", help="all int8 and --keep-float auto only")
     args = parser.parse_args(argv)
+    failed = []
     for path in args.checkpoints:
-        result = sweep(path, args.to, per_kind=not args.defaults_only)
+        try:
+            result = sweep(path, args.to, per_kind=not args.defaults_only)
+        except Exception as exc:  # one checkpoint that cannot be deployed is reported; the others still run
+            failed.append(f"{path}: {first_line(exc)}")
+            print(f"sensitivity: {failed[-1]}", file=sys.stderr)
+            continue
         result.write(args.out / f"{result.arch}-{result.variant}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
