@@ -92,7 +92,7 @@ def export(
             intermediate tensors (``parity_layers.json`` / ``.md``; done anyway for a format whose gate fails).
         keep_float: int8 only: what stays float, ``"auto"`` (each format's measured default), ``"none"``, or
             comma-separated unit kinds and/or module paths (``"se,classifier"``; the kinds:
-            [UNIT_KINDS][deepsquare.export.int8_units.UNIT_KINDS]).
+            `UNIT_KINDS` in `deepsquare.export.int8_units`).
         sensitivity: int8 only: quantize one unit kind at a time and keep the sensitive ones float, per format
             (instead of ``keep_float``).
         verbose: show the converters' own output.
