@@ -148,6 +148,16 @@ def test_the_main_input_is_positional_where_a_command_takes_one() -> None:
         (["demo", "--dropout", "1.5"], "--dropout must be in [0, 1)"),
         (["profile", "android", "m.tflite"], "the following arguments are required: --benchmark-binary"),
         (["bench", "isqrt", "--dsop-dim", "0"], "--batch-size, --dsop-dim and --dsop-iterations must be >= 1"),
+        (["export", "x.ckpt", "--keep-float", "se"], "--keep-float se applies to int8 files only"),
+        (["export", "x.ckpt", "--sensitivity", "--precision", "fp16"], "--sensitivity applies to int8 files only"),
+        (
+            ["export", "x.ckpt", "--precision", "int8", "--keep-float", "depth-wise"],
+            "unknown unit kind 'depth-wise' (did you mean",
+        ),
+        (
+            ["export", "x.ckpt", "--precision", "int8", "--keep-float", "se", "--sensitivity"],
+            "give it or --keep-float, not both",
+        ),
     ],
 )
 def test_a_bad_flag_is_refused_before_torch_is_imported(args: list[str], message: str, tmp_path: Path) -> None:
