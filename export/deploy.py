@@ -74,7 +74,11 @@ def deploy_transform(model: SquareNet, check_inputs: Tensor) -> tuple[SquareNet,
     with torch.no_grad():
         got = deployed(check_inputs)
     if not torch.isfinite(reference).all():
-        raise DeployError("the training model's logits are not finite on the check batch; nothing to export")
+        bad = int((~torch.isfinite(reference).all(dim=1)).sum())
+        raise DeployError(
+            f"the trained model's logits are not finite on {bad} of the {len(reference)} check images in eval mode "
+            "(EleSquare squaring an unusual image's activations until they overflow); nothing to export"
+        )
     report.max_abs_diff = (got - reference).abs().max().item()
     tolerance = DEPLOY_ATOL + DEPLOY_RTOL * reference.abs().max().item()
     if not report.max_abs_diff <= tolerance:

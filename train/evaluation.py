@@ -17,10 +17,12 @@ from .distributed import Dist
 def evaluate(
     model: nn.Module, split: ImageSet, data: DataBundle, ctx: Dist, batch_size: int, prefix: str = "val"
 ) -> dict[str, float]:
-    """Main-head loss, top-1 and top-5 on one split (each rank a shard, then summed), keys ``PREFIX_top1``..."""
+    """Main-head loss, top-1 and top-5 on one split (each rank a shard, then summed), keys ``PREFIX_top1``...,
+    and ``PREFIX_nonfinite``: the images whose logits are not all finite (EleSquare overflowing in eval mode; the
+    loss is then ``nan``, and such a model cannot be exported)."""
     model.eval()
     idx = torch.arange(len(split))[ctx.rank :: ctx.world]
-    totals = torch.zeros(4, dtype=torch.float64)  # loss sum, top1, top5, count
+    totals = torch.zeros(5, dtype=torch.float64)  # loss sum, top1, top5, count, non-finite images
     k = min(5, len(data.classes))
     for start in range(0, len(idx), batch_size):
         b = idx[start : start + batch_size]
@@ -34,16 +36,18 @@ def evaluate(
                 (topk[:, 0] == y).sum().item(),
                 (topk == y[:, None]).any(dim=1).sum().item(),
                 len(b),
+                (~torch.isfinite(logits).all(dim=1)).sum().item(),
             ],
             dtype=torch.float64,
         )
     if ctx.world > 1:
         dist.all_reduce(totals)
-    loss, top1, top5, n = totals.tolist()
+    loss, top1, top5, n, nonfinite = totals.tolist()
     return {
         f"{prefix}_loss": loss / max(n, 1),
         f"{prefix}_top1": 100 * top1 / max(n, 1),
         f"{prefix}_top5": 100 * top5 / max(n, 1),
+        f"{prefix}_nonfinite": int(nonfinite),
     }
 
 

@@ -167,6 +167,16 @@ def disk_error(what: str, out: Path, exc: OSError) -> TrainingError:
     return TrainingError(f"could not write {what} to {out}: {exc.strerror or exc}; {kept}")
 
 
+def overflow_warning(nonfinite: int, images: int) -> str:
+    """Why a model that trained cannot ship: in eval mode, BatchNorm's running statistics do not rein in an
+    unusual image's activations as a batch's own statistics did in training, and each EleSquare squares them."""
+    return (
+        f"warning: {nonfinite} of {images} test images give non-finite logits in eval mode (EleSquare squaring "
+        "an unusual image's activations block after block until they overflow): `deepsquare export` will refuse "
+        "this model; train longer or with a lower --lr, or choose a variant with fewer squares in series"
+    )
+
+
 def finish(run: Run, ctx: Dist, out: Path, say) -> None:
     """The held-out test split once, its figures into the files, and ``model.ckpt``; a failed write is one line
     (every file is written whole: ``last.ckpt`` of the last epoch stays as it was)."""
@@ -178,6 +188,8 @@ def finish(run: Run, ctx: Dist, out: Path, say) -> None:
             f"{f['test_top5']:.2f}%; best.ckpt (epoch {b['epoch']}, chosen on val) top-1 "
             f"{b['test_top1']:.2f}%"
         )
+        if f["test_nonfinite"]:
+            say(overflow_warning(f["test_nonfinite"], result["images"]))
     else:
         say(f"no test split: {result['note']}")
     try:
@@ -221,9 +233,10 @@ def train(config: TrainConfig, *, quiet: bool = False, resume: bool = False, mus
             row.update(evaluate(run.model, data.val, data, ctx, cfg.batch_size))
             row.update(speed)
             run.metrics.append(six_digits(row))
+            overflow = f", {row['val_nonfinite']} val images give non-finite logits" if row["val_nonfinite"] else ""
             say(
                 f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, val top-1 {row['val_top1']:.2f}% "
-                f"top-5 {row['val_top5']:.2f}%, {row['images_per_s']:.0f} img/s, {row['epoch_s']:.1f} s"
+                f"top-5 {row['val_top5']:.2f}%{overflow}, {row['images_per_s']:.0f} img/s, {row['epoch_s']:.1f} s"
             )
             if ctx.main:
                 try:
