@@ -74,8 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sensitivity",
         action="store_true",
-        help="int8: quantize one unit kind at a time, measure top-1 agreement and held-out accuracy, and keep "
-        "the sensitive kinds float in each format (instead of --keep-float)",
+        help="int8: quantize one unit kind at a time (calibrated as --calib says), measure top-1 agreement and "
+        "accuracy on the checkpoint's held-out split, and keep the sensitive kinds float in each format "
+        "(instead of --keep-float; minutes per format)",
     )
     add_verbosity(parser)
 

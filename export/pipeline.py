@@ -266,7 +266,8 @@ def keep_float_choice(
     request: ExportRequest, deployed: Deployed, log: Callable[[str], None]
 ) -> tuple[dict[str, tuple[str, ...]], Any]:
     """Each int8 format's module paths kept in float: ``--keep-float`` resolved on the deploy model, or the
-    ``--sensitivity`` sweep's choice (export/sensitivity.py: on the checkpoint's held-out split); and the sweep's
+    ``--sensitivity`` sweep's choice (export/sensitivity.py: calibrated on ``--calib``, evaluated on the
+    checkpoint's held-out split); and the sweep's
     result (None without ``--sensitivity``)."""
     int8 = [name for name in request.formats if precision_for(FORMATS[name], request.precision) == "int8"]
     if not int8:
@@ -274,7 +275,7 @@ def keep_float_choice(
     if request.sensitivity:
         from .sensitivity import sweep
 
-        swept = sweep(request.checkpoint, int8, log=log, verbose=request.verbose)
+        swept = sweep(request.checkpoint, int8, calib=request.calib, log=log, verbose=request.verbose)
         return {name: swept.chosen().get(name, ()) for name in int8}, swept
     chosen = {name: resolve_keep_float(deployed.model, request.keep_float, name) for name in int8}
     for name, paths in chosen.items():

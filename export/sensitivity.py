@@ -45,13 +45,7 @@ from .errors import ExportError
 from .int8_units import DEFAULT_KEEP_FLOAT, int8_units
 from .jobs import format_entry
 from .needs import ConverterMissing
-from .sensitivity_choice import (
-    GOAL_AGREEMENT,
-    GOAL_TOP1,
-    Measurement,
-    alone_label,
-    greedy_fallback,
-)
+from .sensitivity_choice import GOAL_AGREEMENT, GOAL_TOP1, Measurement, alone_label, greedy_fallback
 from .sensitivity_report import write_report
 
 CALIBRATION_IMAGES = 64  # training images, as the export pipeline calibrates
@@ -142,12 +136,15 @@ def deploy_predictions(model: torch.nn.Module, data: HeldOut, mean: list[float],
     return np.concatenate(chunks)
 
 
-def prepare(checkpoint: Path, data: str | None, images: int | None, calibration: int) -> Subject:
-    """The deploy model of ``checkpoint`` and the images: calibration from the training split of the checkpoint's
-    data (or ``data``), evaluation on its held-out split (the first ``images``; all when None)."""
+def prepare(
+    checkpoint: Path, data: str | None, images: int | None, calibration: int, calib: str | None = None
+) -> Subject:
+    """The deploy model of ``checkpoint`` and the images: calibration from the training split of ``calib`` (default
+    ``data``, then the checkpoint's data), evaluation on the held-out split of ``data`` or the checkpoint's data
+    (the first ``images``; all when None)."""
     ckpt = Checkpoint.load(checkpoint)
     spec = data or ckpt.data
-    calib = ckpt.normalize(load_data(spec, ckpt.input_size).train.images[:calibration])
+    calib = ckpt.normalize(load_data(calib or spec, ckpt.input_size).train.images[:calibration])
     deployed, _ = deploy_transform(ckpt.build_model(), calib[:8])
     held = held_out(spec, ckpt.input_size, images)
     meta = BundleMeta(**ckpt.bundle_meta())
@@ -278,6 +275,7 @@ def sweep(
     data: str | None = None,
     images: int | None = None,
     calibration: int = CALIBRATION_IMAGES,
+    calib: str | None = None,
     out: str | Path | None = None,
     log: Log = print,
     verbose: bool = False,
@@ -291,6 +289,8 @@ def sweep(
             default: the data the checkpoint was trained on.
         images: held-out images to evaluate on, the first ones of the split (None: all).
         calibration: training images the int8 files are calibrated on (the export pipeline's 64).
+        calib: ``--data`` spec whose training split calibrates instead (``deepsquare export --calib``); the
+            evaluation stays on ``data``'s held-out split, which has the labels.
         out: a folder to write ``sensitivity.json`` and ``sensitivity.md`` into (each whole or not at all).
         log: called with one progress line per measurement and one per format's choice.
         verbose: show the converters' own output.
@@ -305,7 +305,7 @@ def sweep(
     names, skipped = int8_formats(formats)
     for name, why in skipped.items():
         log(f"sensitivity {name}: skipped, {why}")
-    subject = prepare(Path(checkpoint_path), data, images, calibration)
+    subject = prepare(Path(checkpoint_path), data, images, calibration, calib)
     result = SweepResult(
         str(checkpoint_path), subject.meta.arch, subject.meta.variant, subject.data.describe(), len(subject.calibration)
     )

@@ -175,3 +175,21 @@ def test_defaults_only_measures_all_int8_and_the_formats_default(tmp_path: Path)
     assert onnx["alone"] == []
     assert [m["keep_float"] for m in onnx["fallback"]] == [["square-softmin"]]
     assert onnx["keep_float"] == ["square-softmin"] and onnx["keep_float_paths"]
+
+
+def test_calibration_follows_calib_while_evaluation_stays_on_the_labelled_split(tmp_path: Path) -> None:
+    """``deepsquare export --calib X --sensitivity``: the sweep's int8 files calibrate on X, as the shipped ones do."""
+    import torch
+    from export_helpers import write_checkpoint
+
+    from deepsquare.export.sensitivity import prepare
+    from deepsquare.train.checkpoint import Checkpoint
+    from deepsquare.train.data import load_data
+
+    path = write_checkpoint(tmp_path, "vanilla_cnn", "sp")  # trained on synthetic:64
+    ckpt = Checkpoint.load(path)
+    subject = prepare(path, None, 8, 4, calib="digits")
+    assert torch.equal(subject.calibration, ckpt.normalize(load_data("digits", 32).train.images[:4]))
+    assert "synthetic" in subject.data.describe() and len(subject.reference) == 8
+    default = prepare(path, None, 8, 4)
+    assert torch.equal(default.calibration, ckpt.normalize(load_data("synthetic:64", 32).train.images[:4]))
