@@ -321,30 +321,3 @@ def sweep(
     if out is not None:
         result.write(Path(out))
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m deepsquare.export.sensitivity CKPT... --to onnx,tflite --out DIR [--defaults-only]``."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m deepsquare.export.sensitivity", description=main.__doc__)
-    parser.add_argument("checkpoints", nargs="+", type=Path, help="model.ckpt files to sweep")
-    parser.add_argument("--to", default="onnx,tflite,executorch", help="int8 formats (default onnx,tflite,executorch)")
-    parser.add_argument("--out", type=Path, required=True, help="DIR/<arch>-<variant>/sensitivity.json per checkpoint")
-    parser.add_argument("--defaults-only", action="store_true", help="all int8 and --keep-float auto only")
-    args = parser.parse_args(argv)
-    failed = []
-    for path in args.checkpoints:
-        try:
-            result = sweep(path, args.to, per_kind=not args.defaults_only)
-        except Exception as exc:  # one checkpoint that cannot be deployed is reported; the others still run
-            failed.append(f"{path}: {first_line(exc)}")
-            print(f"sensitivity: {failed[-1]}", file=sys.stderr)
-            continue
-        result.write(args.out / f"{result.arch}-{result.variant}")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -165,7 +165,7 @@ def test_defaults_only_measures_all_int8_and_the_formats_default(tmp_path: Path)
     from export_helpers import write_checkpoint
 
     from deepsquare.export.int8_units import DEFAULT_KEEP_FLOAT
-    from deepsquare.export.sensitivity import main
+    from deepsquare.export.sensitivity_cli import main
 
     assert DEFAULT_KEEP_FLOAT["onnx"] == ("square-softmin",)
     ckpt = write_checkpoint(tmp_path, "vanilla_cnn", "sp+ss")
@@ -193,3 +193,37 @@ def test_calibration_follows_calib_while_evaluation_stays_on_the_labelled_split(
     assert "synthetic" in subject.data.describe() and len(subject.reference) == 8
     default = prepare(path, None, 8, 4)
     assert torch.equal(default.calibration, ckpt.normalize(load_data("synthetic:64", 32).train.images[:4]))
+
+
+@pytest.mark.slow
+def test_a_stopped_sweep_leaves_no_temporary_folder(tmp_path: Path) -> None:
+    """SIGTERM during a sweep: one line, exit 128 + 15, and the converters' temporary folder is gone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from export_helpers import write_checkpoint
+
+    ckpt = write_checkpoint(tmp_path, "vanilla_cnn", "sp")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    command = [sys.executable, "-m", "deepsquare.export.sensitivity_cli", str(ckpt), "--to", "onnx"]
+    child = subprocess.Popen(
+        [*command, "--out", str(tmp_path / "table")],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(scratch.glob("deepsquare-sensitivity-*")) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert child.poll() is None, "the sweep ended before it could be stopped"
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted (SIGTERM)" in err and "Traceback" not in err
+    assert not list(scratch.glob("deepsquare-sensitivity-*"))
+    assert not (tmp_path / "table").exists()
