@@ -26,6 +26,9 @@ from deepsquare.train.models import SquareNet
 # float32 round-off on logits of moderate size; BN fusion reorders a few products.
 DEPLOY_RTOL = 1e-4
 DEPLOY_ATOL = 1e-4
+# Validation images the deploy model must answer with finite logits: a model whose squares overflow on 1% of its
+# inputs is caught with probability 0.994 (the parity check's few samples would let most such models through).
+OVERFLOW_CHECK_IMAGES = 512
 
 
 class DeployError(RuntimeError):
@@ -74,11 +77,7 @@ def deploy_transform(model: SquareNet, check_inputs: Tensor) -> tuple[SquareNet,
     with torch.no_grad():
         got = deployed(check_inputs)
     if not torch.isfinite(reference).all():
-        bad = int((~torch.isfinite(reference).all(dim=1)).sum())
-        raise DeployError(
-            f"the trained model's logits are not finite on {bad} of the {len(reference)} check images in eval mode "
-            "(EleSquare squaring an unusual image's activations until they overflow); nothing to export"
-        )
+        raise overflow_error(int((~torch.isfinite(reference).all(dim=1)).sum()), f"{len(reference)} check images")
     report.max_abs_diff = (got - reference).abs().max().item()
     tolerance = DEPLOY_ATOL + DEPLOY_RTOL * reference.abs().max().item()
     if not report.max_abs_diff <= tolerance:
@@ -87,3 +86,20 @@ def deploy_transform(model: SquareNet, check_inputs: Tensor) -> tuple[SquareNet,
             f"(tolerance {tolerance:.3g}); nothing exported"
         )
     return deployed, report
+
+
+def overflow_error(bad: int, what: str) -> DeployError:
+    return DeployError(
+        f"the trained model's logits are not finite on {bad} of the {what} in eval mode (EleSquare squaring an "
+        "unusual image's activations block after block until they overflow); nothing to export"
+    )
+
+
+@torch.no_grad()
+def refuse_overflow(model: nn.Module, images: Tensor, what: str, batch: int = 64) -> None:
+    """DeployError when ``model`` (eval mode) gives a non-finite logit for any of ``images`` (normalized NCHW)."""
+    bad = sum(
+        int((~torch.isfinite(model(images[i : i + batch])).all(dim=1)).sum()) for i in range(0, len(images), batch)
+    )
+    if bad:
+        raise overflow_error(bad, what)

@@ -4,6 +4,7 @@ they overflow. Training counts such images, and export refuses the model naming 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -51,3 +52,26 @@ def test_deploy_refuses_an_overflowing_model_naming_the_count() -> None:
 def test_the_training_warning_names_the_count_and_what_export_will_do() -> None:
     line = overflow_warning(9, 364)
     assert line.startswith("warning: 9 of 364 test images give non-finite logits") and "export" in line
+
+
+def test_export_refuses_a_model_that_overflows_on_one_validation_image(tmp_path: Path) -> None:
+    """The parity samples (here the first 2 validation images) are finite; the third image is not: refused, and
+    nothing is written."""
+    from PIL import Image
+
+    from deepsquare.export.api import export
+    from deepsquare.train.checkpoint import save_checkpoint
+
+    root = tmp_path / "images"
+    for split, shades in (("train", {"dark": [0, 10], "light": [20, 30]}), ("val", {"dark": [0, 5], "light": [255]})):
+        for name, levels in shades.items():
+            (root / split / name).mkdir(parents=True)
+            for level in levels:
+                Image.new("RGB", (32, 32), (level,) * 3).save(root / split / name / f"{level}.png")
+    model = square_encoded_model()  # std 1e-3: the white image is ~1000 per pixel, the dark ones about 0-20
+    payload = {"spec": model.spec.to_dict(), "state_dict": model.state_dict(), "classes": [str(c) for c in range(10)]}
+    payload.update(input_size=32, mean=[0.0] * 3, std=[1e-3] * 3, data=f"imagefolder:{root}", epoch=1)
+    ckpt = save_checkpoint(tmp_path / "model.ckpt", payload)
+    with pytest.raises(DeployError, match=r"not finite on 1 of the 3 validation images of .* in eval mode"):
+        export(ckpt, to="onnx", out=tmp_path / "bundle", samples=2, log=None)
+    assert not any((tmp_path / "bundle").iterdir())  # --out was made writable-checked, and stays empty

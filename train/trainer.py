@@ -173,7 +173,7 @@ def overflow_warning(nonfinite: int, images: int) -> str:
     return (
         f"warning: {nonfinite} of {images} test images give non-finite logits in eval mode (EleSquare squaring "
         "an unusual image's activations block after block until they overflow): `deepsquare export` will refuse "
-        "this model; train longer or with a lower --lr, or choose a variant with fewer squares in series"
+        "this model (the docs' Results > Accuracy, Square-Encoding, say what was tried)"
     )
 
 
