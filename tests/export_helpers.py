@@ -10,10 +10,12 @@ from deepsquare.train.data import SYNTHETIC_CLASSES, load_data
 from deepsquare.train.layers import SquareSoftmin
 
 
-def write_checkpoint(folder: Path, arch: str, variant: str, dsop: dict | None = None, size: int = 32) -> Path:
+def write_checkpoint(
+    folder: Path, arch: str, variant: str, dsop: dict | None = None, size: int = 32, stem: str = "cifar"
+) -> Path:
     """A model with moved BN statistics and a non-trivial Square-Softmin scale, saved as a checkpoint."""
     torch.manual_seed(0)
-    model = build_model(arch, variant, num_classes=10, stem="cifar", dropout=0.2, dsop=dsop)
+    model = build_model(arch, variant, num_classes=10, stem=stem, dropout=0.2, dsop=dsop)
     data = load_data("synthetic:64", size)
     mean, std = torch.tensor(data.mean).view(1, 3, 1, 1), torch.tensor(data.std).view(1, 3, 1, 1)
     model.train()

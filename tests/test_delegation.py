@@ -135,20 +135,28 @@ def test_require_delegated_fails_a_format_with_an_op_outside_and_names_it(tmp_pa
 
 
 @pytest.mark.slow
-def test_export_require_delegated_refuses_shufflenet_tflite_and_publishes_nothing(tmp_path: Path) -> None:
-    """ShuffleNetV2's channel shuffle is a gather, which LiteRT's XNNPACK leaves to the CPU kernels."""
+def test_export_require_delegated_refuses_what_xnnpack_leaves_out_and_publishes_nothing(tmp_path: Path) -> None:
+    """ShuffleNetV2's channel shuffle is reshape-transpose-reshape in TFLite, which XNNPACK takes whole (a gather
+    would stay outside); at 224 px the ImageNet stem's max pool pads with -inf (PADV2), which XNNPACK leaves out."""
     pytest.importorskip("litert_torch")
     from export_helpers import write_checkpoint
 
     from deepsquare.export.commands import main
 
-    ckpt = write_checkpoint(tmp_path, "shufflenetv2_x0_5", "sp+sex")
+    small = write_checkpoint(tmp_path / "32", "shufflenetv2_x0_5", "sp+sex")  # CIFAR stem: no max pool
     out = tmp_path / "bundle"
-    code = main(["export", str(ckpt), "--to", "tflite", "--out", str(out), "--samples", "0", "--require-delegated"])
+    assert (
+        main(["export", str(small), "--to", "tflite", "--out", str(out), "--samples", "0", "--require-delegated"]) == 0
+    )
+    delegation = json.loads((out / "export_report.json").read_text())["formats"]["tflite"]["delegation"]
+    assert delegation["outside_by_op"] == {} and delegation["partitions"] == 1 and (out / "model.tflite").exists()
+
+    large = write_checkpoint(tmp_path / "224", "shufflenetv2_x0_5", "gap", size=224, stem="imagenet")
+    out = tmp_path / "bundle224"
+    code = main(["export", str(large), "--to", "tflite", "--out", str(out), "--samples", "0", "--require-delegated"])
     assert code == 1
     assert not (out / "model.tflite").exists() and not (out / "model.json").exists()
-    report = json.loads((out / "export_report.json").read_text())
-    record = report["formats"]["tflite"]
+    record = json.loads((out / "export_report.json").read_text())["formats"]["tflite"]
     assert record["parity"]["passed"] and not record["passed"]
-    assert record["delegation"]["outside_by_op"] == {"GATHER_ND": 16}
-    assert "GATHER_ND in stage2.0" in record["reason"]
+    assert record["delegation"]["outside_by_op"] == {"PADV2": 1}
+    assert "PADV2 in maxpool" in record["reason"]
