@@ -38,6 +38,11 @@ from deepsquare.runtime.options import UsageError, add_formats, add_jobs, add_ou
 PROG = "deepsquare export"
 
 
+def shorten(text: str, limit: int = 300) -> str:
+    """One line of a failed format's reason for the terminal (the report has it whole), cut at a word."""
+    return text if len(text) <= limit else text[: limit - 4].rsplit(" ", 1)[0] + " ..."
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a model.ckpt written by deepsquare train")
     add_formats(parser, default="all", help="formats to export")
@@ -127,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         reason = str(result.report["formats"][first].get("reason") or "?").strip().splitlines() or ["?"]
         more = f" (and {', '.join(result.failed[1:])})" if len(result.failed) > 1 else ""
         print(
-            f"{PROG}: error: {first} failed{more}: {reason[0][:300]}; nothing was published, "
+            f"{PROG}: error: {first} failed{more}: {shorten(reason[0])}; nothing was published, "
             f"the previous content of {out} is untouched",
             file=sys.stderr,
         )

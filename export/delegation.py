@@ -97,12 +97,17 @@ def not_delegated(delegation: dict[str, Any]) -> str | None:
     """Why ``--require-delegated`` refuses this graph (each op left outside, with its module), or None."""
     if not delegation or "outside_count" not in delegation or not delegation["outside_count"]:
         return None
-    named = [f"{o['op']} in {o['module'] or 'the model'}" for o in delegation["outside"][:5]]
-    more = delegation["outside_count"] - len(named)
-    tail = f" and {more} more" if more > 0 else ""
+    modules: dict[str, list[str]] = {}
+    for entry in delegation["outside"]:  # the first LISTED ops left outside, each with its module
+        modules.setdefault(entry["op"], []).append(entry["module"] or "the model")
+    named = []
+    for op, count in delegation["outside_by_op"].items():
+        listed = list(dict.fromkeys(modules.get(op, [])))[:3]
+        more = f" and {count - len(listed)} more" if count > len(listed) else ""
+        named.append(f"{op}{f' x{count}' if count > 1 else ''} in {', '.join(listed) or '?'}{more}")
     return (
         f"{delegation['outside_count']} of {delegation['ops']} ops run outside {delegation['delegate']} "
-        f"(--require-delegated): {', '.join(named)}{tail}"
+        f"(--require-delegated): {'; '.join(named)}"
     )
 
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from deepsquare.export.delegation import delegation_summary, not_delegated
+from deepsquare.export.tflite_metadata import tflite_op_names
 
 pytest.importorskip("onnxruntime")
 
@@ -135,28 +136,40 @@ def test_require_delegated_fails_a_format_with_an_op_outside_and_names_it(tmp_pa
 
 
 @pytest.mark.slow
-def test_export_require_delegated_refuses_what_xnnpack_leaves_out_and_publishes_nothing(tmp_path: Path) -> None:
-    """ShuffleNetV2's channel shuffle is reshape-transpose-reshape in TFLite, which XNNPACK takes whole (a gather
-    would stay outside); at 224 px the ImageNet stem's max pool pads with -inf (PADV2), which XNNPACK leaves out."""
+def test_shufflenet_tflite_is_one_xnnpack_partition_at_both_stems(tmp_path: Path) -> None:
+    """TFLite: the channel shuffle as reshape-transpose-reshape and the ImageNet stem's max pool padded with zeros
+    (its input is a ReLU's) are taken by XNNPACK, so --require-delegated passes: a gather shuffle (GATHER_ND) and the
+    -inf pad (PADV2) stayed outside it."""
     pytest.importorskip("litert_torch")
     from export_helpers import write_checkpoint
 
     from deepsquare.export.commands import main
 
-    small = write_checkpoint(tmp_path / "32", "shufflenetv2_x0_5", "sp+sex")  # CIFAR stem: no max pool
-    out = tmp_path / "bundle"
-    assert (
-        main(["export", str(small), "--to", "tflite", "--out", str(out), "--samples", "0", "--require-delegated"]) == 0
-    )
-    delegation = json.loads((out / "export_report.json").read_text())["formats"]["tflite"]["delegation"]
-    assert delegation["outside_by_op"] == {} and delegation["partitions"] == 1 and (out / "model.tflite").exists()
+    for size, stem in ((32, "cifar"), (224, "imagenet")):
+        ckpt = write_checkpoint(tmp_path / stem, "shufflenetv2_x0_5", "sp+sex", size=size, stem=stem)
+        out = tmp_path / f"bundle-{stem}"
+        args = ["export", str(ckpt), "--to", "tflite", "--out", str(out), "--samples", "0", "--require-delegated"]
+        assert main(args) == 0
+        delegation = json.loads((out / "export_report.json").read_text())["formats"]["tflite"]["delegation"]
+        assert delegation["outside_by_op"] == {} and delegation["partitions"] == 1
+        assert delegation["delegated"] == delegation["ops"] == len(tflite_op_names(out / "model.tflite"))
 
-    large = write_checkpoint(tmp_path / "224", "shufflenetv2_x0_5", "gap", size=224, stem="imagenet")
-    out = tmp_path / "bundle224"
-    code = main(["export", str(large), "--to", "tflite", "--out", str(out), "--samples", "0", "--require-delegated"])
+
+@pytest.mark.slow
+def test_export_require_delegated_refuses_executorch_splits_and_publishes_nothing(tmp_path: Path, capsys) -> None:
+    """ExecuTorch's XNNPACK partitioner leaves the ShuffleNetV2 units' channel split outside: named, one per op."""
+    pytest.importorskip("executorch")
+    from export_helpers import write_checkpoint
+
+    from deepsquare.export.commands import main
+
+    ckpt = write_checkpoint(tmp_path, "shufflenetv2_x0_5", "sp+sex")
+    out = tmp_path / "bundle"
+    code = main(["export", str(ckpt), "--to", "executorch", "--out", str(out), "--samples", "0", "--require-delegated"])
     assert code == 1
-    assert not (out / "model.tflite").exists() and not (out / "model.json").exists()
-    record = json.loads((out / "export_report.json").read_text())["formats"]["tflite"]
+    assert not (out / "model.pte").exists() and not (out / "model.json").exists()
+    record = json.loads((out / "export_report.json").read_text())["formats"]["executorch"]
     assert record["parity"]["passed"] and not record["passed"]
-    assert record["delegation"]["outside_by_op"] == {"PADV2": 1}
-    assert "PADV2 in maxpool" in record["reason"]
+    assert record["delegation"]["outside_by_op"] == {"aten.split_with_sizes_copy.default": 13}  # 13 stride-1 units
+    line = "aten.split_with_sizes_copy.default x13 in stage2.1, stage2.2, stage2.3 and 10 more; nothing was published"
+    assert line in capsys.readouterr().err

@@ -120,3 +120,17 @@ def test_vanilla_deepsquare3_equals_square_pooling() -> None:
     sp.load_state_dict(ds3.state_dict())
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(ds3(x), sp(x))
+
+
+def test_stem_max_pool_pads_with_zeros_for_tflite_and_equals_pytorch_on_relu_output() -> None:
+    """Zero padding gives PyTorch's -inf-padded maxima exactly when the input is never negative (a ReLU's output)."""
+    from deepsquare.train.layers import StemMaxPool
+
+    pool = StemMaxPool(3, stride=2, padding=1)
+    x = torch.randn(2, 4, 9, 10)
+    reference = torch.nn.MaxPool2d(3, stride=2, padding=1)
+    pool.use_format("tflite")
+    assert torch.equal(pool(x.relu()), reference(x.relu()))
+    assert not torch.equal(pool(-x.abs() - 1), reference(-x.abs() - 1))  # why it is for the stem only: 0 wins there
+    pool.use_format("onnx")
+    assert torch.equal(pool(-x.abs() - 1), reference(-x.abs() - 1))

@@ -166,3 +166,22 @@ def se_hidden_widths(kind: str, channels: int, reduction: int = 16) -> tuple[int
     if kind not in table:
         raise ValueError(f"unknown SE kind {kind!r}; valid: {', '.join(table)}")
     return table[kind]
+
+
+class StemMaxPool(nn.MaxPool2d):
+    """The stem's max pool (ResNet, ShuffleNetV2), whose input is a ReLU's output, so never negative. PyTorch pads
+    with -inf; on non-negative input zero padding gives the same maxima, and for TFLite (``use_format``) the pad is
+    written out as zeros: litert-torch lowers it to PAD, which XNNPACK takes, where the -inf pad became PADV2, left
+    outside XNNPACK (a partition break at the stem)."""
+
+    zero_pad = False
+
+    def use_format(self, fmt: str) -> None:
+        self.zero_pad = fmt == "tflite"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.zero_pad:
+            return super().forward(x)
+        pad = self.padding if isinstance(self.padding, int) else self.padding[0]
+        padded = nn.functional.pad(x, (pad, pad, pad, pad))
+        return nn.functional.max_pool2d(padded, self.kernel_size, self.stride, 0, self.dilation, self.ceil_mode)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 from torch import Tensor, nn
 
+from ..layers import StemMaxPool
 from ..spec import ModelSpec
 from .base import ConvBNPair, SquareNet
 
@@ -112,7 +113,7 @@ class ResNet(SquareNet):
             self.maxpool: nn.Module = nn.Identity()
         else:
             self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
-            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+            self.maxpool = StemMaxPool(3, stride=2, padding=1)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.layer1 = self._make_layer(64, layers[0])

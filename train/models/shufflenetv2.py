@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from ..layers import StemMaxPool
 from ..spec import ModelSpec
 from .base import SquareNet
 
@@ -132,7 +133,7 @@ class ShuffleNetV2(SquareNet):
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),
         )
-        self.maxpool: nn.Module = nn.Identity() if spec.stem == "cifar" else nn.MaxPool2d(3, 2, 1)
+        self.maxpool: nn.Module = nn.Identity() if spec.stem == "cifar" else StemMaxPool(3, 2, 1)
         c_in = widths[0]
         for name, repeats, c_out in zip(self.stage_names, STAGE_REPEATS, widths[1:4], strict=True):
             units = [InvertedResidual(c_in, c_out, 2, **self.unit_options)]
