@@ -121,14 +121,16 @@ def deploy(ckpt: Checkpoint, request: ExportRequest, log: Callable[[str], None])
     model = ckpt.build_model()
     checked = parity_inputs(ckpt, request.samples, pixels=request.input == "uint8")
     deployed, deploy_report = deploy_transform(model, checked.images)
+    finite = ""
     if checked.data is not None:  # the few parity samples would miss a model that overflows on 1% of its inputs
         val = checked.data.val.images[:OVERFLOW_CHECK_IMAGES]
         refuse_overflow(deployed, ckpt.normalize(val), f"{len(val)} validation images of {checked.data.name}")
+        finite = f", finite on {len(val)} validation images"
     log(
         f"deploy: stripped {deploy_report.stripped_branches or 'no'} DSoP branches, "
         f"Square-Softmin fold: {deploy_report.folded_softmin or 'none'}, "
         f"{deploy_report.fused_batchnorms} BN fused, params {deploy_report.params_training:,} -> "
-        f"{deploy_report.params_deploy:,}; logits match (max diff {deploy_report.max_abs_diff:.2g})"
+        f"{deploy_report.params_deploy:,}; logits match (max diff {deploy_report.max_abs_diff:.2g}){finite}"
     )
     ops = count_ops(deployed, ckpt.input_size)
     meta = bundle_meta(

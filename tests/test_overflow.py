@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepsquare.export.deploy import DeployError, deploy_transform
+from deepsquare.export.deploy import OVERFLOW_CHECK_IMAGES, DeployError, deploy_transform
 from deepsquare.train import build_model
-from deepsquare.train.data import DataBundle, ImageSet
+from deepsquare.train.data import DataBundle, ImageSet, load_data
 from deepsquare.train.distributed import Dist
 from deepsquare.train.evaluation import evaluate
 from deepsquare.train.trainer import overflow_warning
@@ -75,3 +75,17 @@ def test_export_refuses_a_model_that_overflows_on_one_validation_image(tmp_path:
     with pytest.raises(DeployError, match=r"not finite on 1 of the 3 validation images of .* in eval mode"):
         export(ckpt, to="onnx", out=tmp_path / "bundle", samples=2, log=None)
     assert not any((tmp_path / "bundle").iterdir())  # --out was made writable-checked, and stays empty
+
+
+def test_export_says_how_many_validation_images_it_checked(tmp_path: Path) -> None:
+    from export_helpers import write_checkpoint
+
+    from deepsquare.export.api import export
+    from deepsquare.train.checkpoint import Checkpoint
+
+    ckpt = write_checkpoint(tmp_path, "vanilla_cnn", "sp+ss")
+    lines: list[str] = []
+    export(ckpt, to="onnx", out=tmp_path / "bundle", log=lines.append)
+    val = load_data(Checkpoint.load(ckpt).data, 32).val
+    expected = f"finite on {min(len(val), OVERFLOW_CHECK_IMAGES)} validation images"
+    assert any(line.startswith("deploy: ") and line.endswith(expected) for line in lines), lines
