@@ -136,11 +136,13 @@ def test_require_delegated_fails_a_format_with_an_op_outside_and_names_it(tmp_pa
 
 
 @pytest.mark.slow
-def test_shufflenet_tflite_is_one_xnnpack_partition_at_both_stems(tmp_path: Path) -> None:
-    """TFLite: the channel shuffle as reshape-transpose-reshape and the ImageNet stem's max pool padded with zeros
-    (its input is a ReLU's) are taken by XNNPACK, so --require-delegated passes: a gather shuffle (GATHER_ND) and the
-    -inf pad (PADV2) stayed outside it."""
-    pytest.importorskip("litert_torch")
+@pytest.mark.parametrize(("fmt", "file"), [("tflite", "model.tflite"), ("executorch", "model.pte")])
+def test_shufflenet_is_one_xnnpack_partition_at_both_stems(tmp_path: Path, fmt: str, file: str) -> None:
+    """Each format's deploy form of the channel shuffle (reshape-transpose-reshape), the split (TFLite's SPLIT,
+    ExecuTorch's slices) and the ImageNet stem's max pool (TFLite: padded with zeros, its input being a ReLU's) is
+    taken by XNNPACK, so --require-delegated passes; a gather shuffle, ExecuTorch's split_with_sizes and TFLite's
+    -inf pad (PADV2) each stayed outside it."""
+    pytest.importorskip("litert_torch" if fmt == "tflite" else "executorch")
     from export_helpers import write_checkpoint
 
     from deepsquare.export.commands import main
@@ -148,28 +150,32 @@ def test_shufflenet_tflite_is_one_xnnpack_partition_at_both_stems(tmp_path: Path
     for size, stem in ((32, "cifar"), (224, "imagenet")):
         ckpt = write_checkpoint(tmp_path / stem, "shufflenetv2_x0_5", "sp+sex", size=size, stem=stem)
         out = tmp_path / f"bundle-{stem}"
-        args = ["export", str(ckpt), "--to", "tflite", "--out", str(out), "--samples", "0", "--require-delegated"]
+        args = ["export", str(ckpt), "--to", fmt, "--out", str(out), "--samples", "0", "--require-delegated"]
         assert main(args) == 0
-        delegation = json.loads((out / "export_report.json").read_text())["formats"]["tflite"]["delegation"]
-        assert delegation["outside_by_op"] == {} and delegation["partitions"] == 1
-        assert delegation["delegated"] == delegation["ops"] == len(tflite_op_names(out / "model.tflite"))
+        delegation = json.loads((out / "export_report.json").read_text())["formats"][fmt]["delegation"]
+        assert delegation["outside_by_op"] == {} and delegation["partitions"] == 1 and (out / file).exists()
+        if fmt == "tflite":
+            assert delegation["delegated"] == delegation["ops"] == len(tflite_op_names(out / file))
 
 
 @pytest.mark.slow
-def test_export_require_delegated_refuses_executorch_splits_and_publishes_nothing(tmp_path: Path, capsys) -> None:
-    """ExecuTorch's XNNPACK partitioner leaves the ShuffleNetV2 units' channel split outside: named, one per op."""
-    pytest.importorskip("executorch")
+def test_export_require_delegated_refuses_and_publishes_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A model with ops XNNPACK does not take (ShuffleNetV2 with its shuffle as a gather: GATHER_ND) is refused,
+    each op kind named once with its count and modules, and nothing is published."""
+    pytest.importorskip("litert_torch")
     from export_helpers import write_checkpoint
 
     from deepsquare.export.commands import main
+    from deepsquare.train.models import shufflenetv2
 
+    monkeypatch.setitem(shufflenetv2.SHUFFLE_FOR_FORMAT, "tflite", shufflenetv2.channel_shuffle)
     ckpt = write_checkpoint(tmp_path, "shufflenetv2_x0_5", "sp+sex")
     out = tmp_path / "bundle"
-    code = main(["export", str(ckpt), "--to", "executorch", "--out", str(out), "--samples", "0", "--require-delegated"])
+    code = main(["export", str(ckpt), "--to", "tflite", "--out", str(out), "--samples", "0", "--require-delegated"])
     assert code == 1
-    assert not (out / "model.pte").exists() and not (out / "model.json").exists()
-    record = json.loads((out / "export_report.json").read_text())["formats"]["executorch"]
+    assert not (out / "model.tflite").exists() and not (out / "model.json").exists()
+    record = json.loads((out / "export_report.json").read_text())["formats"]["tflite"]
     assert record["parity"]["passed"] and not record["passed"]
-    assert record["delegation"]["outside_by_op"] == {"aten.split_with_sizes_copy.default": 13}  # 13 stride-1 units
-    line = "aten.split_with_sizes_copy.default x13 in stage2.1, stage2.2, stage2.3 and 10 more; nothing was published"
+    assert record["delegation"]["outside_by_op"] == {"GATHER_ND": 16}
+    line = "GATHER_ND x16 in stage2.0, stage2.1, stage2.2 and 13 more; nothing was published"
     assert line in capsys.readouterr().err

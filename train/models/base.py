@@ -121,7 +121,7 @@ class SquareNet(nn.Module):
     def for_format(self, fmt: str) -> SquareNet:
         """The deploy form one export format lowers best, on a copy; the same numbers in every form (up to float
         rounding). A layer with per-format forms has ``use_format(fmt)``: ShuffleNetV2's channel shuffle
-        (``SHUFFLE_FOR_FORMAT``)."""
+        (``SHUFFLE_FOR_FORMAT``), its channel split (``HALVES_FOR_FORMAT``), the stem's max pool (``StemMaxPool``)."""
         if not any(hasattr(m, "use_format") for m in self.modules()):
             return self
         model = copy.deepcopy(self)
