@@ -12,7 +12,8 @@ from pathlib import Path
 
 from deepsquare.runtime.processes import Stopped, stopping_on_signals
 
-from .sensitivity import first_line, sweep
+from .errors import ExportError
+from .sensitivity import first_line, int8_formats, sweep
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,7 +27,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 when every checkpoint was swept, 1 when one could not be (it is named; the others still run)."""
-    args = parser().parse_args(argv)
+    made = parser()
+    args = made.parse_args(argv)
+    try:  # a bad --to is refused once, before any checkpoint is loaded
+        int8_formats(args.to)
+    except ExportError as exc:
+        made.error(str(exc))
     failed = []
     with stopping_on_signals():
         try:

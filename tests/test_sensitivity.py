@@ -227,3 +227,12 @@ def test_a_stopped_sweep_leaves_no_temporary_folder(tmp_path: Path) -> None:
     assert "interrupted (SIGTERM)" in err and "Traceback" not in err
     assert not list(scratch.glob("deepsquare-sensitivity-*"))
     assert not (tmp_path / "table").exists()
+
+
+def test_the_table_driver_refuses_a_bad_format_once_before_loading_anything(tmp_path: Path, capsys) -> None:
+    from deepsquare.export.sensitivity_cli import main
+
+    with pytest.raises(SystemExit) as refused:
+        main([str(tmp_path / "missing.ckpt"), "--to", "onyx", "--out", str(tmp_path / "table")])
+    assert refused.value.code == 2 and "unknown format 'onyx'" in capsys.readouterr().err
+    assert not (tmp_path / "table").exists()
