@@ -172,8 +172,9 @@ def overflow_warning(nonfinite: int, images: int) -> str:
     unusual image's activations as a batch's own statistics did in training, and each EleSquare squares them."""
     return (
         f"warning: {nonfinite} of {images} test images give non-finite logits in eval mode (EleSquare squaring "
-        "an unusual image's activations block after block until they overflow): `deepsquare export` will refuse "
-        "this model (the docs' Results > Accuracy, Square-Encoding, say what was tried)"
+        "an unusual image's activations block after block until they overflow): such a model cannot ship, and "
+        "`deepsquare export` refuses it when its validation images overflow too (the docs' Results > Accuracy, "
+        "Square-Encoding, say what was tried)"
     )
 
 
