@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from deepsquare.train import count_parameters
+from deepsquare.train.evaluation import nonfinite_images
 from deepsquare.train.models import SquareNet
 
 # float32 round-off on logits of moderate size; BN fusion reorders a few products.
@@ -77,7 +78,7 @@ def deploy_transform(model: SquareNet, check_inputs: Tensor) -> tuple[SquareNet,
     with torch.no_grad():
         got = deployed(check_inputs)
     if not torch.isfinite(reference).all():
-        raise overflow_error(int((~torch.isfinite(reference).all(dim=1)).sum()), f"{len(reference)} check images")
+        raise overflow_error(nonfinite_images(reference), f"{len(reference)} check images")
     report.max_abs_diff = (got - reference).abs().max().item()
     tolerance = DEPLOY_ATOL + DEPLOY_RTOL * reference.abs().max().item()
     if not report.max_abs_diff <= tolerance:
@@ -98,8 +99,6 @@ def overflow_error(bad: int, what: str) -> DeployError:
 @torch.no_grad()
 def refuse_overflow(model: nn.Module, images: Tensor, what: str, batch: int = 64) -> None:
     """DeployError when ``model`` (eval mode) gives a non-finite logit for any of ``images`` (normalized NCHW)."""
-    bad = sum(
-        int((~torch.isfinite(model(images[i : i + batch])).all(dim=1)).sum()) for i in range(0, len(images), batch)
-    )
+    bad = sum(nonfinite_images(model(images[i : i + batch])) for i in range(0, len(images), batch))
     if bad:
         raise overflow_error(bad, what)

@@ -272,8 +272,7 @@ def keep_float_choice(
 ) -> tuple[dict[str, tuple[str, ...]], Any]:
     """Each int8 format's module paths kept in float: ``--keep-float`` resolved on the deploy model, or the
     ``--sensitivity`` sweep's choice (export/sensitivity.py: calibrated on ``--calib``, evaluated on the
-    checkpoint's held-out split); and the sweep's
-    result (None without ``--sensitivity``)."""
+    checkpoint's held-out split); and the sweep's result (None without ``--sensitivity``)."""
     int8 = [name for name in request.formats if precision_for(FORMATS[name], request.precision) == "int8"]
     if not int8:
         return {}, None

@@ -13,6 +13,11 @@ from .data import DataBundle, ImageSet
 from .distributed import Dist
 
 
+def nonfinite_images(logits: Tensor) -> int:
+    """How many rows (images) of ``logits`` hold a value that is not finite."""
+    return int((~torch.isfinite(logits).all(dim=1)).sum())
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module, split: ImageSet, data: DataBundle, ctx: Dist, batch_size: int, prefix: str = "val"
@@ -36,7 +41,7 @@ def evaluate(
                 (topk[:, 0] == y).sum().item(),
                 (topk == y[:, None]).any(dim=1).sum().item(),
                 len(b),
-                (~torch.isfinite(logits).all(dim=1)).sum().item(),
+                nonfinite_images(logits),
             ],
             dtype=torch.float64,
         )
